@@ -1,0 +1,3 @@
+from minifed.cli import main
+
+raise SystemExit(main())

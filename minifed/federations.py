@@ -1,0 +1,116 @@
+"""Named federations and models: from ``("mnist", "shards", K=100)`` to a ``FederatedDataset``.
+
+The command line, the benchmarks and the tutorials build their experiments here, so that "MNIST
+split into 100 pathological non-IID clients" means the same thing everywhere.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minifed import data as D
+from minifed._checks import check_int, check_rng
+from minifed.dataset import FederatedDataset
+from minifed.models import CNN, MLP, LinearRegression, LogisticRegression, SoftmaxRegression
+from minifed.partition import parse_partition, partition
+
+DATASETS = ("synthetic", "blobs", "linreg", "mnist", "fashion-mnist", "optdigits", "heart-disease")
+MODELS = ("linreg", "logreg", "softmax", "2nn", "mlp:H1,H2,...", "cnn")
+
+
+def load_federation(
+    dataset: str,
+    partition_spec: str = "iid",
+    K: int | None = 100,
+    *,
+    rng: np.random.Generator,
+    data_dir=None,
+    download: bool = True,
+) -> FederatedDataset:
+    """Load ``dataset``, split its training set over ``K`` clients by ``partition_spec``.
+
+    ``synthetic`` is FedProx's Synthetic(1, 1) and ``heart-disease`` the four hospitals: both
+    have natural clients (``partition_spec="natural"``, ``K=None`` or their client count). The
+    other datasets come as a pool plus a test set and are split by the spec.
+    """
+    rng = check_rng("rng", rng)
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}.")
+    parse_partition(partition_spec)  # a clear error for a bad spec before any loading
+    X, y, X_test, y_test, groups = _load(dataset, K, rng, data_dir, download)
+    if partition_spec == "natural" and groups is None:
+        raise ValueError(f"dataset {dataset!r} has no natural clients; use iid, shards, ...")
+    if groups is not None and partition_spec != "natural":
+        groups = None  # re-split the pool, ignoring the natural clients
+    if partition_spec == "natural":
+        K = None
+    parts = partition(partition_spec, y, K, rng, groups=groups)
+    name = f"{dataset} ({partition_spec}, K={len(parts)})"
+    return FederatedDataset(X, y, parts, X_test, y_test, name=name)
+
+
+def _load(dataset, K, rng, data_dir, download):
+    """``(X, y, X_test, y_test, groups)``; ``groups`` is ``None`` without natural clients."""
+    files = {"data_dir": data_dir, "download": download}
+    if dataset in ("mnist", "fashion-mnist"):
+        load = D.load_mnist if dataset == "mnist" else D.load_fashion_mnist
+        return (*load("train", **files), *load("test", **files), None)
+    if dataset == "optdigits":
+        return (*D.load_optdigits("train", **files), *D.load_optdigits("test", **files), None)
+    if dataset == "heart-disease":
+        hospitals = D.load_heart_disease(**files)
+        return _hold_out(hospitals, rng, standardize=True)
+    if dataset == "synthetic":
+        devices = check_int("K", 30 if K is None else K, minimum=1)
+        X, y, device = D.fedprox_synthetic(1.0, 1.0, num_devices=devices, rng=rng)
+        return _hold_out([(X[device == k], y[device == k]) for k in range(devices)], rng)
+    if dataset == "blobs":
+        X, y = D.gaussian_blobs(6000, 10, num_features=10, spread=4.0, rng=rng)
+        return X[:5000], y[:5000], X[5000:], y[5000:], None
+    X, y, _ = D.linear_regression(5000, 10, noise=0.5, rng=rng)
+    return X[:4000], y[:4000], X[4000:], y[4000:], None
+
+
+def _hold_out(clients, rng, test_fraction=0.2, standardize=False):
+    """Keep a random ``test_fraction`` of every client's rows as the pooled server test set."""
+    X, y, X_test, y_test, groups = [], [], [], [], []
+    for k, (X_k, y_k) in enumerate(clients):
+        order = rng.permutation(len(y_k))
+        cut = round(len(y_k) * test_fraction)
+        X_test.append(X_k[order[:cut]])
+        y_test.append(y_k[order[:cut]])
+        X.append(X_k[order[cut:]])
+        y.append(y_k[order[cut:]])
+        groups.append(np.full(len(y_k) - cut, k))
+    X, X_test = np.concatenate(X), np.concatenate(X_test)
+    if standardize:  # features on one scale (statistics of the training pool)
+        mu, sd = X.mean(axis=0), X.std(axis=0) + 1e-8
+        X, X_test = (X - mu) / sd, (X_test - mu) / sd
+    return X, np.concatenate(y), X_test, np.concatenate(y_test), np.concatenate(groups)
+
+
+def make_model(name: str, data: FederatedDataset, l2: float = 0.0):
+    """The model ``name`` sized for ``data``: ``linreg``, ``logreg``, ``softmax``, ``2nn``
+    (McMahan et al.'s 784-200-200-10 MLP shape), ``mlp:H1,H2,...`` or ``cnn``."""
+    d = int(np.prod(data.X.shape[1:]))
+    C = int(max(data.y.max(), 0 if data.y_test is None else data.y_test.max())) + 1
+    if name == "linreg":
+        return LinearRegression(d, l2=l2)
+    if name == "logreg":
+        return LogisticRegression(d, l2=l2)
+    if name == "softmax":
+        return SoftmaxRegression(d, C, l2=l2)
+    if name == "2nn":
+        return MLP([d, 200, 200, C], l2=l2)
+    if name.startswith("mlp:"):
+        try:
+            hidden = [int(h) for h in name[4:].split(",")]
+        except ValueError:
+            raise ValueError(f"model {name!r}: write hidden sizes as mlp:200,200.") from None
+        return MLP([d, *hidden, C], l2=l2)
+    if name == "cnn":
+        side = round(np.sqrt(d))
+        if side * side != d:
+            raise ValueError(f"model 'cnn' needs square images; rows have {d} features.")
+        return CNN(input_shape=(1, side, side), num_classes=C, l2=l2)
+    raise ValueError(f"model must be one of {', '.join(MODELS)}; got {name!r}.")

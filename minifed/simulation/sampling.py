@@ -1,0 +1,75 @@
+"""Client sampling and the per-(seed, round, client) random generators.
+
+Every random choice of a run flows from the user's one seed. Round ``t``'s sample of clients is
+drawn from ``rng(seed, SAMPLING, t)`` and client ``k``'s local randomness in round ``t`` from
+``rng(seed, CLIENT, t, k)``, so results do not depend on the order in which clients run nor on
+how many worker processes run them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minifed._checks import check_fraction, check_int
+
+INIT, SAMPLING, CLIENT, DATA = 0, 1, 2, 3  # purposes, so that no two streams share a seed
+
+
+def derived_rng(seed: int, *keys: int) -> np.random.Generator:
+    """The generator for one purpose of a run: ``default_rng([seed, *keys])``."""
+    return np.random.default_rng([seed, *keys])
+
+
+def clients_per_round(K: int, C: float) -> int:
+    """``m = max(round(C * K), 1)``: how many of the ``K`` clients take part in a round.
+
+    >>> clients_per_round(100, 0.1), clients_per_round(100, 0.0001), clients_per_round(3, 1.0)
+    (10, 1, 3)
+    """
+    K = check_int("K", K, minimum=1)
+    C = check_fraction("fraction", C)
+    return max(round(C * K), 1)
+
+
+SCHEMES = ("uniform", "size")
+
+
+def sample_clients(
+    K: int, C: float, seed: int, t: int, scheme: str = "uniform", n_k=None, availability=None
+) -> np.ndarray:
+    """``S_t``: up to ``m = max(round(C K), 1)`` distinct client ids, sorted.
+
+    ``scheme="uniform"`` draws every client with the same chance (McMahan et al. 2017);
+    ``"size"`` draws clients with probability proportional to ``n_k``. With ``availability``
+    (one probability per client), each client is first online with its own probability, and the
+    sample is drawn among the online ones only: fewer than ``m`` (even none) may take part.
+    """
+    m = clients_per_round(K, C)
+    if scheme not in SCHEMES:
+        raise ValueError(f"sampling must be one of {SCHEMES}, got {scheme!r}.")
+    rng = derived_rng(seed, SAMPLING, t)
+    online = np.arange(K)
+    if availability is not None:
+        online = np.flatnonzero(rng.random(K) < availability)
+    if m >= len(online):
+        return online
+    p = None
+    if scheme == "size":
+        p = np.asarray(n_k, dtype=np.float64)[online]
+        p /= p.sum()
+    return np.sort(rng.choice(online, size=m, replace=False, p=p))
+
+
+def check_availability(availability, K: int) -> np.ndarray | None:
+    """Return per-client online probabilities as an array of ``K`` values in [0, 1]."""
+    if availability is None:
+        return None
+    a = np.asarray(availability, dtype=np.float64)
+    if a.shape != (K,) or not np.all((a >= 0) & (a <= 1)):
+        raise ValueError(f"availability must hold {K} probabilities in [0, 1], one per client.")
+    return a
+
+
+def client_rng(seed: int, t: int, k: int) -> np.random.Generator:
+    """Client ``k``'s generator in round ``t`` (minibatch order, local noise)."""
+    return derived_rng(seed, CLIENT, t, int(k))

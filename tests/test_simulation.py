@@ -1,0 +1,256 @@
+"""The round loop: sampling, records, determinism, checkpoints, divergence, bad input."""
+
+import io
+import json
+
+import numpy as np
+import pytest
+
+from minifed.algorithms import FedAvg, FedSGD
+from minifed.dataset import FederatedDataset
+from minifed.models import LinearRegression, SoftmaxRegression
+from minifed.simulation import (
+    ClientError,
+    DivergenceError,
+    History,
+    clients_per_round,
+    load_checkpoint,
+    run,
+    sample_clients,
+)
+from minifed.simulation.progress import Progress
+
+WALL_CLOCK = ("seconds", "eval_seconds")
+
+
+def blobs_federation(K=10, n=400, d=4, C=3, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, C, size=n)
+    X = rng.normal(size=(n, d)) + 2.0 * np.eye(C, d)[y]
+    Xt_y = rng.integers(0, C, size=100)
+    X_test = rng.normal(size=(100, d)) + 2.0 * np.eye(C, d)[Xt_y]
+    return FederatedDataset(X, y, np.array_split(rng.permutation(n), K), X_test, Xt_y, name="blobs")
+
+
+@pytest.fixture
+def fed():
+    return blobs_federation()
+
+
+@pytest.fixture
+def algorithm():
+    return FedAvg(SoftmaxRegression(4, 3), lr=0.1, epochs=2, batch_size=8)
+
+
+def without_wall_clock(history):
+    return [{k: v for k, v in r.items() if k not in WALL_CLOCK} for r in history.rounds]
+
+
+def test_clients_per_round_follows_the_paper():
+    assert clients_per_round(100, 0.1) == 10
+    assert clients_per_round(100, 0.001) == 1  # max(C K, 1)
+    assert clients_per_round(7, 1.0) == 7
+    with pytest.raises(ValueError, match="fraction"):
+        clients_per_round(10, 0.0)
+    with pytest.raises(ValueError, match="fraction"):
+        clients_per_round(10, 1.5)
+
+
+def test_sample_clients_is_distinct_sorted_and_seeded():
+    S = sample_clients(100, 0.1, seed=3, t=5)
+    assert len(S) == len(set(S.tolist())) == 10 and np.all(np.diff(S) > 0)
+    np.testing.assert_array_equal(S, sample_clients(100, 0.1, seed=3, t=5))
+    assert not np.array_equal(S, sample_clients(100, 0.1, seed=3, t=6))
+    assert not np.array_equal(S, sample_clients(100, 0.1, seed=4, t=5))
+
+
+def test_sampling_is_uniform_over_clients():
+    counts = np.zeros(20)
+    for t in range(1, 2001):
+        counts[sample_clients(20, 0.25, seed=0, t=t)] += 1
+    expected = 2000 * 5 / 20
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))
+
+
+def test_sampling_by_size_favours_big_clients():
+    n_k = np.array([1, 1, 1, 1, 96])
+    hits = sum(4 in sample_clients(5, 0.2, 0, t, "size", n_k) for t in range(1, 201))
+    assert hits > 150  # p = 0.96 per round
+
+
+def test_availability_limits_the_sample_to_online_clients():
+    availability = np.array([1.0, 0.0, 1.0, 0.0, 0.5, 0.5])
+    for t in range(1, 50):
+        S = sample_clients(6, 1.0, 0, t, availability=availability)
+        assert 0 in S and 2 in S and 1 not in S and 3 not in S
+    with pytest.raises(ValueError, match="sampling"):
+        sample_clients(6, 0.5, 0, 1, scheme="fastest")
+
+
+def test_round_with_no_client_online_keeps_w(fed, algorithm):
+    w, history = run(algorithm, fed, 3, fraction=0.5, availability=np.zeros(fed.K))
+    w0, _ = run(algorithm, fed, 0)
+    np.testing.assert_array_equal(w, w0)
+    assert all(r["clients"] == [] and r["bytes_up"] == 0 for r in history.rounds)
+    with pytest.raises(ValueError, match="availability"):
+        run(algorithm, fed, 1, availability=[0.5])
+
+
+def test_history_records_every_round(fed, algorithm):
+    w, history = run(algorithm, fed, rounds=4, fraction=0.3, eval_every=2)
+    assert [r["round"] for r in history.rounds] == [0, 1, 2, 3, 4]
+    d = algorithm.model.num_params
+    for r in history.rounds[1:]:
+        assert len(r["clients"]) == 3
+        assert r["bytes_down"] == 3 * d * 4 and r["bytes_up"] == 3 * d * 4  # float32 vectors
+        assert r["seconds"] >= 0
+    assert history.rounds[1]["test_accuracy"] is None  # not an evaluation round
+    evaluated = history.rounds[2]
+    assert 0 <= evaluated["test_accuracy"] <= 1 and len(evaluated["client_accuracy"]) == fed.K
+    assert w.dtype == np.float32
+
+
+def test_training_improves_the_model(fed, algorithm):
+    _, history = run(algorithm, fed, rounds=10, fraction=0.5)
+    first, last = history.rounds[0], history.rounds[-1]
+    assert last["train_loss"] < first["train_loss"]
+    assert last["test_accuracy"] > 0.8
+
+
+def test_same_seed_same_history_other_seed_other_history(fed, algorithm):
+    w1, h1 = run(algorithm, fed, rounds=5, fraction=0.3, seed=11)
+    w2, h2 = run(algorithm, fed, rounds=5, fraction=0.3, seed=11)
+    w3, _ = run(algorithm, fed, rounds=5, fraction=0.3, seed=12)
+    np.testing.assert_array_equal(w1, w2)
+    assert without_wall_clock(h1) == without_wall_clock(h2)
+    assert not np.array_equal(w1, w3)
+
+
+def test_history_json_round_trip(tmp_path, fed, algorithm):
+    _, history = run(algorithm, fed, rounds=3, fraction=0.3)
+    path = history.save(tmp_path / "h.json")
+    loaded = History.load(path)
+    assert loaded == history
+    data = json.loads(path.read_text())
+    for key in ("round", "train_loss", "test_loss", "test_accuracy", "bytes_up", "bytes_down"):
+        assert key in data["rounds"][-1]
+    assert data["config"]["algorithm"] == "fedavg" and data["config"]["seed"] == 0
+
+
+def test_history_helpers(fed, algorithm):
+    _, history = run(algorithm, fed, rounds=6, fraction=0.3, eval_every=3)
+    t, _ = history.metric("test_accuracy")
+    np.testing.assert_array_equal(t, [0, 3, 6])
+    assert history.rounds_to(0.0) == 0 and history.rounds_to(1.01) is None
+    assert history.cumulative("bytes_up")[-1] == sum(r["bytes_up"] for r in history.rounds)
+    with pytest.raises(KeyError, match="no metric"):
+        history.metric("nope")
+
+
+def test_checkpoint_resume_is_bit_for_bit(tmp_path, fed, algorithm):
+    _, full = run(algorithm, fed, rounds=7, fraction=0.3, seed=5)
+    path = tmp_path / "run.npz"
+
+    def interrupt(record, w):
+        if record["round"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(
+            algorithm,
+            fed,
+            7,
+            fraction=0.3,
+            seed=5,
+            checkpoint=path,
+            checkpoint_every=2,
+            callbacks=[interrupt],
+        )
+    _, saved = load_checkpoint(path)
+    assert len(saved) == 5  # rounds 0..4: the checkpoint of round 4
+    w, resumed = run(algorithm, fed, 7, fraction=0.3, seed=5, checkpoint=path, checkpoint_every=2)
+    w_full, _ = run(algorithm, fed, 7, fraction=0.3, seed=5)
+    np.testing.assert_array_equal(w, w_full)
+    assert without_wall_clock(resumed) == without_wall_clock(full)
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path, fed, algorithm):
+    path = tmp_path / "run.npz"
+    run(algorithm, fed, 2, fraction=0.3, seed=5, checkpoint=path)
+    with pytest.raises(ValueError, match="different run"):
+        run(algorithm, fed, 2, fraction=0.3, seed=6, checkpoint=path)
+
+
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_divergence_names_the_round_and_keeps_the_history():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3)) * 10
+    data = FederatedDataset(X, X @ np.ones(3), np.array_split(np.arange(50), 5))
+    with pytest.raises(DivergenceError, match=r"round \d+") as info:
+        run(FedSGD(LinearRegression(3), lr=10.0), data, rounds=200, fraction=1.0)
+    error = info.value
+    assert error.round >= 1 and len(error.history) == error.round  # rounds 0 .. t-1
+    assert np.isfinite(error.w).all()
+
+
+def test_target_accuracy_stops_early(fed, algorithm):
+    _, history = run(algorithm, fed, rounds=50, fraction=0.5, target_accuracy=0.6)
+    assert history.stopped == "target" and len(history) < 51
+    assert history.rounds[-1]["test_accuracy"] >= 0.6
+
+
+def test_callback_can_stop(fed, algorithm):
+    _, history = run(algorithm, fed, 10, callbacks=[lambda r, w: r["round"] == 2])
+    assert history.stopped == "callback" and len(history) == 3
+
+
+def test_client_error_names_client_and_round(fed):
+    class Faulty(FedAvg):
+        def client_update(self, w, X_k, y_k, rng):
+            if len(y_k) == 40 and w[0] != 12345:
+                raise ArithmeticError("boom")
+            return super().client_update(w, X_k, y_k, rng)
+
+    with pytest.raises(
+        ClientError, match=r"client \d+ failed in round 1: ArithmeticError\('boom'\)"
+    ):
+        run(Faulty(SoftmaxRegression(4, 3), 0.1), fed, 2, fraction=1.0)
+
+
+def test_progress_line_in_a_log(fed):
+    stream = io.StringIO()
+    bar = Progress(3, enabled=True, stream=stream)
+    bar.update({"round": 1, "train_loss": 0.5, "test_accuracy": 0.9})
+    assert "round 1/3" in stream.getvalue() and "test_accuracy 0.9000" in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"fraction": 0.0}, "fraction"),
+        ({"fraction": 2.0}, "fraction"),
+        ({"rounds": -1}, "rounds"),
+        ({"eval_every": 0}, "eval_every"),
+        ({"seed": -3}, "seed"),
+        ({"target_accuracy": 1.5}, "target_accuracy"),
+        ({"w0": np.zeros(3)}, "w0"),
+    ],
+)
+def test_run_rejects_bad_settings(fed, algorithm, kwargs, name):
+    kwargs = {"rounds": 2, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=name):
+        run(algorithm, fed, **kwargs)
+
+
+def test_run_rejects_labels_the_model_cannot_have(algorithm):
+    rng = np.random.default_rng(0)
+    data = FederatedDataset(rng.normal(size=(20, 4)), np.arange(20) % 5, [np.arange(20)])
+    with pytest.raises(ValueError, match=r"data\.y"):
+        run(algorithm, data, 1)
+
+
+def test_run_rejects_wrong_types(fed, algorithm):
+    with pytest.raises(TypeError, match="data"):
+        run(algorithm, (fed.X, fed.y), 1)
+    with pytest.raises(TypeError, match="algorithm"):
+        run("fedavg", fed, 1)
