@@ -22,7 +22,10 @@ from minifed._checks import check_int, check_rng
 from minifed.models.base import Model
 from minifed.models.linear import softmax_cross_entropy, softmax_cross_entropy_grad_
 
-CHUNK = 128  # samples per forward/backward pass: bounds memory (~1.5 MB/sample for the default)
+# Samples per pass, bounding memory (the default CNN keeps ~1.5 MB per sample for backprop).
+# Measured fastest on a 2-core machine: 64 for training, 32 for prediction.
+CHUNK = 64
+FORWARD_CHUNK = 32
 
 # ----- convolution (cross-correlation, as in every deep-learning library) and max-pooling -----
 
@@ -195,9 +198,11 @@ class CNN(Model):
         check_rng("rng", rng)
         w = np.zeros(self.num_params, dtype=dtype)
         for name, block in self.unflatten(w).items():
-            if not name.endswith(".b"):
-                a = np.sqrt(6.0 / (block.size // block.shape[0] if block.ndim == 4 else len(block)))
-                block[...] = rng.uniform(-a, a, size=block.shape)
+            if name.endswith(".b"):
+                continue
+            fan_in = block[0].size if block.ndim == 4 else block.shape[0]  # C k^2, or rows
+            a = np.sqrt(6.0 / fan_in)
+            block[...] = rng.uniform(-a, a, size=block.shape)
         return w
 
     def check_data(self, X, y=None, names: tuple[str, str] = ("X", "y")):
@@ -237,8 +242,8 @@ class CNN(Model):
 
     def _forward(self, w, X):
         out = np.empty((len(X), self.num_classes), dtype=w.dtype)  # (n, classes)
-        for s in range(0, len(X), CHUNK):
-            out[s : s + CHUNK] = self._forward_all(w, X[s : s + CHUNK])[0]
+        for s in range(0, len(X), FORWARD_CHUNK):
+            out[s : s + FORWARD_CHUNK] = self._forward_all(w, X[s : s + FORWARD_CHUNK])[0]
         return out
 
     def _example_losses(self, out, y):
