@@ -193,6 +193,16 @@ def test_divergence_names_the_round_and_keeps_the_history():
     assert np.isfinite(error.w).all()
 
 
+def test_test_only_evaluation(fed, algorithm):
+    _, full = run(algorithm, fed, 3, fraction=0.3)
+    _, light = run(algorithm, fed, 3, fraction=0.3, eval_train=False)
+    assert light.rounds[-1]["train_loss"] is None and light.rounds[-1]["client_accuracy"] is None
+    assert light.metric("test_accuracy")[1].tolist() == full.metric("test_accuracy")[1].tolist()
+    no_test = FederatedDataset(fed.X, fed.y, [np.arange(fed.n)])
+    with pytest.raises(ValueError, match="eval_train"):
+        run(algorithm, no_test, 1, eval_train=False)
+
+
 def test_target_accuracy_stops_early(fed, algorithm):
     _, history = run(algorithm, fed, rounds=50, fraction=0.5, target_accuracy=0.6)
     assert history.stopped == "target" and len(history) < 51

@@ -21,22 +21,25 @@ def example_metrics(model: Model, w, X, y, chunk: int = 2048) -> tuple[np.ndarra
     return losses, correct
 
 
-def evaluate(model: Model, w, data: FederatedDataset) -> dict:
+def evaluate(model: Model, w, data: FederatedDataset, train: bool = True) -> dict:
     """Metrics of ``w`` on a federation.
 
     ``train_loss`` is the federated objective ``F(w) = sum_k (n_k/n) F_k(w)``, which equals the
     mean loss over the union of the clients' data (plus the model's L2 term); ``client_loss[k]``
     and ``client_accuracy[k]`` are ``F_k(w)`` and client ``k``'s accuracy on its own data.
+    ``train=False`` skips these (a pass over all the clients' data) and keeps the test metrics.
     """
     penalty = 0.5 * model.l2 * float(w @ w) if model.l2 else 0.0
-    losses, correct = example_metrics(model, w, data.X, data.y)
-    starts = data.offsets[:-1]
-    record = {
-        "train_loss": float(losses.mean()) + penalty,
-        "train_accuracy": float(correct.mean()),
-        "client_loss": (np.add.reduceat(losses, starts) / data.n_k + penalty).tolist(),
-        "client_accuracy": (np.add.reduceat(correct, starts) / data.n_k).tolist(),
-    }
+    record = {}
+    if train:
+        losses, correct = example_metrics(model, w, data.X, data.y)
+        starts = data.offsets[:-1]
+        record = {
+            "train_loss": float(losses.mean()) + penalty,
+            "train_accuracy": float(correct.mean()),
+            "client_loss": (np.add.reduceat(losses, starts) / data.n_k + penalty).tolist(),
+            "client_accuracy": (np.add.reduceat(correct, starts) / data.n_k).tolist(),
+        }
     if data.y_test is not None:
         test_losses, test_correct = example_metrics(model, w, data.X_test, data.y_test)
         record["test_loss"] = float(test_losses.mean()) + penalty

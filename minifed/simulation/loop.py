@@ -57,6 +57,7 @@ def run(
     availability=None,
     w0: np.ndarray | None = None,
     eval_every: int = 1,
+    eval_train: bool = True,
     target_accuracy: float | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 10,
@@ -83,6 +84,9 @@ def run(
         Initial parameters; by default ``model.init(rng(seed))`` in the data's dtype.
     eval_every : int
         Evaluate every ``eval_every`` rounds (and at round 0 and the last round).
+    eval_train : bool
+        Also compute the objective ``F(w)`` and the per-client metrics on the clients' data
+        (a pass over all of it); ``False`` evaluates on the test set only, which is much cheaper.
     target_accuracy : float, optional
         Stop after the first evaluation whose test accuracy reaches it.
     checkpoint : path, optional
@@ -107,7 +111,12 @@ def run(
         When a client's update, ``w`` or the objective becomes NaN or inf (names the round).
     """
     config = _check_run(algorithm, data, rounds, fraction, seed, eval_every, target_accuracy)
-    config.update(checkpoint_every=check_int("checkpoint_every", checkpoint_every, minimum=1))
+    config.update(
+        checkpoint_every=check_int("checkpoint_every", checkpoint_every, minimum=1),
+        eval_train=bool(eval_train),
+    )
+    if not eval_train and data.y_test is None:
+        raise ValueError("eval_train=False needs a test set: give the FederatedDataset X_test.")
     if sampling not in SCHEMES:
         raise ValueError(f"sampling must be one of {SCHEMES}, got {sampling!r}.")
     availability = check_availability(availability, data.K)
@@ -165,11 +174,12 @@ def _round(algorithm, data, engine, w, t, config, history):
     record["seconds"] = time.perf_counter() - start
     if t % config["eval_every"] == 0 or t == config["rounds"]:
         start = time.perf_counter()
-        record.update(evaluate(algorithm.model, w, data))
-        if not np.isfinite(record["train_loss"]):
+        record.update(dict.fromkeys(METRICS + PER_CLIENT))
+        record.update(evaluate(algorithm.model, w, data, train=config["eval_train"]))
+        loss = record["train_loss"] if config["eval_train"] else record["test_loss"]
+        if loss is None or not np.isfinite(loss):
             raise DivergenceError(
-                f"round {t}: the objective F(w) is {record['train_loss']}; lower the learning "
-                f"rate (lr={algorithm.lr}).",
+                f"round {t}: the loss is {loss}; lower the learning rate (lr={algorithm.lr}).",
                 t,
                 history,
                 w,
