@@ -71,7 +71,7 @@ def test_table_compares_paper_and_minifed():
         acc = [0.5] * rounds_to_97 + [0.975]
         rounds = [{"round": t, "test_accuracy": a, "seconds": 1.0, "eval_seconds": 0.0}
                   for t, a in enumerate(acc)]  # fmt: skip
-        return History({}, rounds)
+        return History({"lr": 0.1}, rounds)
 
     text = rf.table({"2nn-iid-C0.0-E1-B10": fake(300), "2nn-iid-C0.1-E1-B10": fake(100)})
     row = next(line for line in text.splitlines() if line.startswith("| 2nn-iid-C0.1-E1-B10"))
