@@ -181,7 +181,7 @@ def test_checkpoint_of_another_run_is_refused(tmp_path, fed, algorithm):
         run(algorithm, fed, 2, fraction=0.3, seed=6, checkpoint=path)
 
 
-@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+@pytest.mark.filterwarnings("error")  # a clear DivergenceError, no overflow warnings before it
 def test_divergence_names_the_round_and_keeps_the_history():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 3)) * 10

@@ -19,6 +19,10 @@
 and ``B = None`` each client takes exactly one full-batch step, so averaging the resulting
 ``w_k = w - eta g_k`` gives ``w - eta sum_k (n_k/n_S) g_k``: FedAvg reduces to FedSGD.
 
+The coefficients ``n_k / n_S`` are taken over the sampled clients only, as in the paper. With
+partial participation the expected update is then not exactly the full objective's: uniform
+sampling under-weights large clients (tutorial chapter 7 measures this).
+
 The paper splits the local data into batches once; like most implementations, minifed reshuffles
 the batches at every local epoch (drawn from the client's own generator, so runs repeat exactly).
 """

@@ -9,7 +9,9 @@ step with the weighted average:
     w_{t+1} = w_t - eta * sum_{k in S_t} (n_k / n_S) g_k      (server, n_S = sum_{k in S_t} n_k)
 
 With every client in the round (C = 1), ``sum_k (n_k/n) grad F_k(w) = grad F(w)``: FedSGD is
-exactly centralized full-batch gradient descent on the union of the clients' data.
+exactly centralized full-batch gradient descent on the union of the clients' data. With C < 1,
+``sum_{k in S_t} (n_k/n_S) g_k`` is a ratio estimate of ``grad F(w_t)``: slightly biased when
+client sizes differ (tutorial chapter 4 measures it).
 """
 
 from __future__ import annotations

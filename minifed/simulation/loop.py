@@ -131,7 +131,8 @@ def run(
     bar = Progress(rounds, progress)
     try:
         for t in range(len(history.rounds), rounds + 1):
-            w, record = _round(algorithm, data, engine, w, t, config, history)
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
+                w, record = _round(algorithm, data, engine, w, t, config, history)
             history.rounds.append(record)
             bar.update(record)
             if _should_stop(record, w, history, target_accuracy, callbacks):

@@ -1,0 +1,436 @@
+"""``ProcessEngine``: the sampled clients of a round run in worker processes.
+
+The clients' data ``X``, ``y`` and ``offsets`` are copied ONCE into a shared-memory segment that
+every worker attaches; a second segment holds the round's ``w`` (written by the server) and the
+stack ``M`` of messages (each worker writes its clients' rows). Per round only ``t`` and each
+worker's list of ``(row i, client k)`` pairs travel through a pipe::
+
+    server                                   worker j (one process per core, BLAS threads = 1)
+    shared w[:] = w_t
+    send (t, [(i, k), ...]) to worker j  ->  for (i, k) in its list:
+                                                 M[i] = client_update(w, X_k, y_k, rng(seed, t, k))
+    wait for every worker's "done"       <-  send "done"
+    return a copy of M[:m]
+
+Client ``k`` still draws from ``client_rng(seed, t, k)``, so the result does not depend on the
+number of workers nor on which worker runs which client: it equals :class:`SequentialEngine`'s,
+bit for bit.
+
+Workers are started with ``spawn`` (a fresh interpreter; ``fork`` after NumPy has started BLAS
+threads is fragile) and with ``OPENBLAS_NUM_THREADS=1`` (and the OMP/MKL equivalents) so that two
+workers do not fight over two cores. Failures never hang: a client that raises becomes a
+:class:`ClientError` (with the remote traceback as ``__cause__`` of the original error), a worker
+that dies becomes a :class:`WorkerError`; either way the workers are stopped and the
+shared-memory segments unlinked.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+import secrets
+import signal
+import time
+import traceback
+import weakref
+from contextlib import contextmanager
+from multiprocessing.connection import wait
+from multiprocessing.shared_memory import SharedMemory
+
+import numpy as np
+
+from minifed._checks import check_int
+from minifed.algorithms.base import Algorithm
+from minifed.dataset import FederatedDataset
+from minifed.simulation.engine import ClientError
+from minifed.simulation.sampling import client_rng
+
+SHM_PREFIX = "minifed_"  # every segment we create is /dev/shm/minifed_<pid>_<random>
+BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+ALIGN = 64  # bytes: every array in a segment starts on a cache line
+
+
+class WorkerError(RuntimeError):
+    """A worker process died, failed to start, or did not answer within the timeout."""
+
+
+class RemoteTraceback(Exception):
+    """The traceback text of an error raised in a worker (shown as the error's cause)."""
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.args[0]}"""'
+
+
+# ----- several arrays in one shared-memory segment -----
+
+
+class SharedArrays:
+    """Named arrays laid out one after another in one ``SharedMemory`` segment.
+
+    ``SharedArrays.create({"X": X, ...})`` copies the arrays in (the owner unlinks the segment);
+    ``SharedArrays.attach(shared.ref)`` maps the same bytes in another process (no copy).
+    """
+
+    def __init__(self, shm: SharedMemory, layout: dict, owner: bool):
+        self.shm, self.layout, self.owner = shm, layout, owner
+        self.arrays = {
+            name: np.ndarray(shape, dtype, buffer=shm.buf, offset=start)
+            for name, (start, shape, dtype) in layout.items()
+        }
+
+    @classmethod
+    def create(cls, arrays: dict) -> SharedArrays:
+        """A new segment holding ``arrays`` (name -> array, or name -> ``(shape, dtype)``)."""
+        specs = {
+            k: (a.shape, a.dtype) if isinstance(a, np.ndarray) else a for k, a in arrays.items()
+        }
+        layout, size = {}, 0
+        for name, (shape, dtype) in specs.items():
+            dtype = np.dtype(dtype)
+            layout[name] = (size, tuple(shape), dtype.str)
+            size += -(-int(np.prod(shape)) * dtype.itemsize // ALIGN) * ALIGN
+        name = f"{SHM_PREFIX}{os.getpid()}_{secrets.token_hex(6)}"
+        shared = cls(SharedMemory(name, create=True, size=max(size, 1)), layout, owner=True)
+        for key, a in arrays.items():
+            if isinstance(a, np.ndarray):
+                shared.arrays[key][...] = a
+        return shared
+
+    @classmethod
+    def attach(cls, ref: tuple) -> SharedArrays:
+        """Map the segment described by ``ref = (name, layout)`` of an existing one."""
+        name, layout = ref
+        return cls(SharedMemory(name), layout, owner=False)
+
+    @property
+    def ref(self) -> tuple:
+        """What another process needs to attach: ``(segment name, layout)``."""
+        return self.shm.name, self.layout
+
+    def close(self) -> None:
+        """Drop the views, unmap the segment and, for the owner, unlink it."""
+        self.arrays = {}
+        try:
+            self.shm.close()
+        except BufferError:  # a view is still alive somewhere: the mapping goes with it
+            pass
+        if self.owner:
+            try:
+                self.shm.unlink()
+            except FileNotFoundError:
+                pass
+            self.owner = False
+
+
+# ----- the worker process -----
+
+
+def _worker(conn, data_ref, algorithm: Algorithm, seed: int) -> None:
+    """Worker loop: attach the data once, then run the clients of each round it is sent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
+    try:
+        data = SharedArrays.attach(data_ref)
+    except BaseException:
+        conn.send(("init-error", traceback.format_exc()))
+        return
+    X, y, offsets = data.arrays["X"], data.arrays["y"], data.arrays["offsets"].tolist()
+    conn.send(("ready",))
+    buffers = None
+    try:
+        while (message := conn.recv())[0] == "run":
+            _, t, tasks, round_ref = message
+            if buffers is None or buffers.ref[0] != round_ref[0]:
+                buffers = _reattach(buffers, round_ref)
+            w, M = buffers.arrays["w"], buffers.arrays["M"]
+            conn.send(_run_clients(algorithm, X, y, offsets, seed, w, M, t, tasks))
+    except (EOFError, OSError):  # the server is gone: nothing left to do
+        pass
+    finally:
+        for shared in (buffers, data):
+            if shared is not None:
+                shared.close()
+
+
+def _reattach(old: SharedArrays | None, ref: tuple) -> SharedArrays:
+    if old is not None:
+        old.close()
+    shared = SharedArrays.attach(ref)
+    shared.arrays["w"].flags.writeable = False  # clients read the global model, never write it
+    return shared
+
+
+def _run_clients(algorithm, X, y, offsets, seed, w, M, t, tasks) -> tuple:
+    """``M[i] = client_update(w, X_k, y_k, rng(seed, t, k))`` for each ``(i, k)`` in ``tasks``;
+    answers ``("done", wall seconds, CPU seconds)`` of this work."""
+    start, cpu = time.perf_counter(), time.process_time()
+    for i, k in tasks:
+        a, b = offsets[k], offsets[k + 1]
+        try:
+            M[i] = algorithm.client_update(w, X[a:b], y[a:b], client_rng(seed, t, k))
+        except Exception as error:
+            return ("client-error", k, _picklable(error), traceback.format_exc())
+    return ("done", time.perf_counter() - start, time.process_time() - cpu)
+
+
+def _picklable(error: Exception) -> Exception:
+    """``error`` itself if it survives pickling, else a RuntimeError with its type and text."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+# ----- scheduling -----
+
+
+def assign(costs, workers: int) -> list[list[int]]:
+    """Split positions ``0..m-1`` among ``workers``: longest first, each to the least loaded.
+
+    Greedy longest-processing-time scheduling, with ``costs[i]`` (here ``n_k``) as the cost of
+    position ``i``; ties go to the lower position and the lower worker.
+
+    >>> assign([5, 1, 4, 2, 3], 2)
+    [[0, 3, 1], [2, 4]]
+    """
+    loads, plan = [0] * workers, [[] for _ in range(workers)]
+    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        j = loads.index(min(loads))
+        plan[j].append(i)
+        loads[j] += costs[i]
+    return plan
+
+
+@contextmanager
+def environment(values: dict):
+    """Set environment variables for the duration of the block (spawned children inherit them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# ----- the server side -----
+
+
+def _fits(buffers: SharedArrays, m: int, d: int, dtype) -> bool:
+    """Whether the round segment holds ``w`` of length ``d`` and at least ``m`` rows of ``M``."""
+    M = buffers.arrays["M"]
+    return M.shape[0] >= m and M.shape[1] == d and M.dtype == dtype
+
+
+class _Pool:
+    """The engine's resources: processes, pipes, segments. Holds no reference to the engine, so
+    ``weakref.finalize`` can release them when the engine is collected or at exit."""
+
+    def __init__(self, ctx, algorithm, data: FederatedDataset, seed: int, workers: int):
+        self.data, self.buffers, self.procs, self.conns = None, None, [], []
+        self.pending: set[int] = set()  # workers whose answer is awaited
+        try:
+            self.data = SharedArrays.create({"X": data.X, "y": data.y, "offsets": data.offsets})
+            with environment(BLAS_ENV):
+                for _ in range(workers):
+                    self._start(ctx, algorithm, seed)
+        except BaseException:  # e.g. an algorithm that does not pickle: leave nothing behind
+            self.release()
+            raise
+
+    def _start(self, ctx, algorithm, seed: int) -> None:
+        here, there = ctx.Pipe()
+        args = (there, self.data.ref, algorithm, seed)
+        proc = ctx.Process(target=_worker, args=args, daemon=True)
+        self.conns.append(here)
+        proc.start()
+        there.close()
+        self.procs.append(proc)
+        self.pending.add(len(self.procs) - 1)  # awaiting its "ready"
+
+    def release(self) -> None:
+        """Stop the workers (politely if idle, else terminate), close pipes, unlink segments."""
+        for j, conn in enumerate(self.conns):
+            if j not in self.pending:
+                try:
+                    conn.send(("stop",))
+                except OSError:
+                    pass
+        for j, proc in enumerate(self.procs):
+            proc.join(timeout=0.05 if j in self.pending else 2.0)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=2.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for conn in self.conns:
+            conn.close()
+        self.procs, self.conns, self.pending = [], [], set()
+        for shared in (self.buffers, self.data):
+            if shared is not None:
+                shared.close()
+
+
+class ProcessEngine:
+    """Runs each round's clients in worker processes, data in shared memory.
+
+    Same interface and same results as :class:`~minifed.simulation.SequentialEngine`.
+
+    Parameters
+    ----------
+    algorithm : Algorithm
+        Sent once to every worker (it must pickle: models hold only their structure).
+    data : FederatedDataset
+        Its ``X``, ``y`` and ``offsets`` are copied once into shared memory.
+    seed : int
+        The run's seed; client ``k`` of round ``t`` uses ``client_rng(seed, t, k)``.
+    workers : int, optional
+        Number of worker processes, ``os.cpu_count()`` by default.
+    start_method : {"spawn", "forkserver", "fork"}
+        How workers start; ``spawn`` (the default) is the safe choice with threaded BLAS.
+    timeout : float, optional
+        Seconds to wait for a round's answers before giving up (``None``: wait while the
+        workers are alive; a dead worker is detected at once).
+
+    Raises
+    ------
+    ClientError
+        From :meth:`run_clients`, when a client's update raises; the original error is its
+        ``__cause__`` and the worker's traceback text that error's ``__cause__``.
+    WorkerError
+        When a worker dies or does not answer. After either error the engine is closed.
+
+    Examples
+    --------
+    >>> from minifed.algorithms import FedAvg
+    >>> from minifed.models import SoftmaxRegression
+    >>> data = FederatedDataset.from_clients([(np.eye(3), [0, 1, 2]), (np.ones((2, 3)), [1, 1])])
+    >>> algorithm = FedAvg(SoftmaxRegression(3, 3), lr=0.1)
+    >>> w = algorithm.model.init(np.random.default_rng(0))
+    >>> with ProcessEngine(algorithm, data, seed=0, workers=2) as engine:
+    ...     M = engine.run_clients(w, t=1, S=[1, 0])  # row i is client S[i]'s message
+    >>> M.shape
+    (2, 12)
+    """
+
+    def __init__(
+        self,
+        algorithm: Algorithm,
+        data: FederatedDataset,
+        seed: int,
+        workers: int | None = None,
+        *,
+        start_method: str = "spawn",
+        timeout: float | None = None,
+    ):
+        self.algorithm, self.data, self.seed = algorithm, data, check_int("seed", seed, minimum=0)
+        workers = (os.cpu_count() or 1) if workers is None else workers
+        self.workers = check_int("workers", workers, minimum=1)
+        self.timeout = timeout
+        # per worker, wall and CPU seconds spent on clients in the last round (CPU < wall
+        # means the worker waited for a core, e.g. other programs were running)
+        self.busy_seconds, self.cpu_seconds = [0.0] * self.workers, [0.0] * self.workers
+        ctx = mp.get_context(start_method)
+        self._pool = _Pool(ctx, algorithm, data, self.seed, self.workers)
+        self._finalizer = weakref.finalize(self, self._pool.release)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the workers (empty once the engine is closed)."""
+        return [proc.pid for proc in self._pool.procs]
+
+    def run_clients(self, w: np.ndarray, t: int, S) -> np.ndarray:
+        """``M[i] = client_update(w, X_k, y_k, rng(seed, t, k))`` for ``k = S[i]``, shape
+        ``(m, d)``, computed by the workers."""
+        if not self._finalizer.alive:
+            raise RuntimeError("this ProcessEngine is closed; create a new one.")
+        S = np.asarray(S, dtype=np.int64)
+        try:
+            self._collect(t, S)  # the workers' "ready" on the first call
+            buffers = self._buffers(len(S), len(w), w.dtype)
+            buffers.arrays["w"][...] = w
+            self._send(t, S, buffers.ref)
+            self._collect(t, S)
+            return buffers.arrays["M"][: len(S)].copy()  # M is overwritten next round
+        except BaseException:  # ClientError, WorkerError, KeyboardInterrupt: shut down cleanly
+            self.close()
+            raise
+
+    def _buffers(self, m: int, d: int, dtype) -> SharedArrays:
+        """The round segment (``w`` and ``M``), re-created when it is too small."""
+        pool = self._pool
+        if pool.buffers is None or not _fits(pool.buffers, m, d, dtype):
+            if pool.buffers is not None:
+                pool.buffers.close()
+                pool.buffers = None
+            pool.buffers = SharedArrays.create({"w": ((d,), dtype), "M": ((max(m, 1), d), dtype)})
+        return pool.buffers
+
+    def _send(self, t: int, S: np.ndarray, ref: tuple) -> None:
+        pool = self._pool
+        self.busy_seconds, self.cpu_seconds = [0.0] * self.workers, [0.0] * self.workers
+        for j, positions in enumerate(assign(self.data.n_k[S].tolist(), self.workers)):
+            if positions:
+                tasks = [(i, int(S[i])) for i in positions]
+                try:
+                    pool.conns[j].send(("run", int(t), tasks, ref))
+                except OSError as error:
+                    raise WorkerError(self._death(j, t)) from error
+                pool.pending.add(j)
+
+    def _collect(self, t: int, S: np.ndarray) -> None:
+        """Wait for the answer of every pending worker; raise on an error or a dead worker."""
+        pool = self._pool
+        while pool.pending:
+            waiting = {pool.conns[j]: j for j in pool.pending}
+            waiting.update({pool.procs[j].sentinel: j for j in pool.pending})
+            ready = wait(list(waiting), timeout=self.timeout)
+            if not ready:
+                raise WorkerError(f"round {t}: no answer from the workers in {self.timeout} s.")
+            for j in sorted({waiting[r] for r in ready}):
+                self._receive(j, t)
+
+    def _receive(self, j: int, t: int) -> None:
+        pool = self._pool
+        conn = pool.conns[j]
+        try:
+            message = conn.recv() if conn.poll() else ("died",)
+        except (EOFError, OSError):
+            message = ("died",)
+        pool.pending.discard(j)
+        if message[0] == "done":
+            self.busy_seconds[j], self.cpu_seconds[j] = message[1:]
+        elif message[0] == "client-error":
+            _, k, error, remote = message
+            error.__cause__ = RemoteTraceback(remote)
+            raise ClientError(k, t, error) from error
+        elif message[0] == "init-error":
+            raise WorkerError(f"worker {j} failed to start:\n{message[1]}")
+        elif message[0] == "died":
+            pool.pending.add(j)  # still unanswered: release() must not wait for it
+            raise WorkerError(self._death(j, t))
+
+    def _death(self, j: int, t: int) -> str:
+        proc = self._pool.procs[j]
+        proc.join(timeout=1.0)
+        code = proc.exitcode
+        how = f"was killed by signal {-code}" if code and code < 0 else f"exited with code {code}"
+        return (
+            f"worker {j} (pid {proc.pid}) {how} during round {t}; the engine was shut down "
+            "(a Python error of the worker, if any, is printed on stderr above)."
+        )
+
+    def close(self) -> None:
+        """Stop the workers and unlink the shared memory (safe to call twice)."""
+        self._finalizer()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
