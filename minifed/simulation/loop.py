@@ -102,8 +102,9 @@ def run(
     workers : int
         With ``workers > 1`` (and no ``engine``), run each round's clients in that many worker
         processes (:class:`~minifed.simulation.ProcessEngine`, closed at the end). The history
-        is the same, bit for bit, for any number of workers, so ``workers`` is not part of
-        ``history.config``: a checkpoint resumes with any worker count.
+        is the same, bit for bit, for any number of workers (workers run BLAS on one thread;
+        so must this process for ``workers=1`` to match, e.g. ``OPENBLAS_NUM_THREADS=1``), so
+        ``workers`` is not part of ``history.config``: a checkpoint resumes with any count.
 
     Raises
     ------

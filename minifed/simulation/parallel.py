@@ -14,7 +14,9 @@ worker's list of ``(row i, client k)`` pairs travel through a pipe::
 
 Client ``k`` still draws from ``client_rng(seed, t, k)``, so the result does not depend on the
 number of workers nor on which worker runs which client: it equals :class:`SequentialEngine`'s,
-bit for bit.
+bit for bit, as long as BLAS also runs single-threaded in the server process (for example
+``OPENBLAS_NUM_THREADS=1``). A multi-threaded OpenBLAS may round large products differently
+(measured: ``7e-8`` in one 2NN round), and for small batches it is slower anyway.
 
 Workers are started with ``spawn`` (a fresh interpreter; ``fork`` after NumPy has started BLAS
 threads is fragile) and with ``OPENBLAS_NUM_THREADS=1`` (and the OMP/MKL equivalents) so that two
