@@ -26,3 +26,18 @@ def test_readme_code_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert namespace["history"].rounds[-1]["round"] == 1
     assert (tmp_path / "fedavg.json").exists()
+
+
+def test_reproduction_table_matches_the_recorded_histories():
+    from minifed.simulation import History
+
+    section = README.split("## Reproducing the FedAvg paper", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if re.match(r"\| (non-)?IID \|", line)]
+    assert len(rows) == 8
+    results = ROOT / "benchmarks" / "results" / "fedavg_mnist"
+    for row in rows:
+        data, C, B, lr, _paper, ours = [c.strip() for c in row.strip("|").split("|")][:6]
+        cell = f"2nn-{data.lower().replace('-', '')}-C{C}-E1-B{B}"
+        history = History.load(results / f"{cell}.json")
+        assert history.rounds_to(0.97) == int(ours), cell
+        assert history.config["lr"] == float(lr), cell
