@@ -34,7 +34,7 @@ import numpy as np
 from minifed.algorithms import FedAvg
 from minifed.data import load_fashion_mnist
 from minifed.dataset import FederatedDataset
-from minifed.models.mlp import MLP
+from minifed.models.mlp import MLP, matmul
 from minifed.partition import iid
 from minifed.simulation import ProcessEngine, SequentialEngine, run
 from minifed.simulation.parallel import BLAS_ENV, environment
@@ -126,13 +126,15 @@ def step_parts() -> dict:
 
     return {
         "whole step (gather, loss_and_grad_, update)": _best_us(step),
-        "forward  X W1      (10x784 @ 784x200)": _best_us(lambda: Xb @ W1),
-        "forward  A1 W2, A2 W3": _best_us(lambda: (A @ W2, A @ W3)),
-        "backward X^T dZ1 -> gW1 (784x10 @ 10x200)": _best_us(lambda: np.matmul(Xb.T, dZ, out=gW1)),
+        "forward  X W1      (10x784 @ 784x200)": _best_us(lambda: matmul(Xb, W1)),
+        "forward  A1 W2, A2 W3": _best_us(lambda: (matmul(A, W2), matmul(A, W3))),
+        "backward X^T dZ1 -> gW1 (784x10 @ 10x200)": _best_us(lambda: matmul(Xb.T, dZ, out=gW1)),
         "backward A1^T dZ2, A2^T dZ3 -> gW2, gW3": _best_us(
-            lambda: (np.matmul(A.T, dZ, out=gW2), np.matmul(A.T, dZ3, out=gW3))
+            lambda: (matmul(A.T, dZ, out=gW2), matmul(A.T, dZ3, out=gW3))
         ),
-        "backward dZ2 W2^T, dZ3 W3^T (transposed B)": _best_us(lambda: (dZ @ W2.T, dZ3 @ W3.T)),
+        "backward dZ2 W2^T, dZ3 W3^T (transposed B)": _best_us(
+            lambda: (matmul(dZ, W2.T), matmul(dZ3, W3.T))
+        ),
         "update   w -= eta g (d = 199,210)": _best_us(update),
     }
 

@@ -12,6 +12,7 @@ from minifed.models import (
     SoftmaxRegression,
     gradcheck,
 )
+from minifed.models.mlp import matmul
 
 MODELS = [
     LinearRegression(4),
@@ -79,6 +80,25 @@ def test_gradcheck_on_a_subset_needs_rng():
     assert gradcheck(model, w, X, y, num_coords=20, rng=rng) < 1e-6
     with pytest.raises(ValueError, match="rng"):
         gradcheck(model, w, X, y, num_coords=20)
+
+
+@pytest.mark.parametrize("n", [1, 5, 10, 20])
+def test_matmul_in_column_halves_equals_the_product(n):
+    rng = np.random.default_rng(7)
+    X, W1, W2 = (rng.normal(size=s).astype(np.float32) for s in [(n, 784), (784, 200), (200, 200)])
+    dZ = rng.normal(size=(n, 200)).astype(np.float32)
+    gW1 = np.empty((784, 200), np.float32)
+    for A, B, out in [(X, W1, None), (X.T, dZ, gW1), (dZ, W2.T, None)]:  # the 2NN's products
+        C = matmul(A, B, out)
+        assert C.dtype == np.float32 and (out is None or C is out)
+        np.testing.assert_allclose(C, A.astype(np.float64) @ B, rtol=1e-4, atol=1e-4)
+
+
+def test_2nn_gradient_at_batch_size_10():  # the batch size at which matmul splits products
+    model = MLP([784, 200, 200, 10])
+    rng = np.random.default_rng(8)
+    w, X, y = random_problem(model, rng, n=10)
+    assert gradcheck(model, w, X, y, num_coords=40, rng=rng) < 1e-6
 
 
 @pytest.mark.parametrize("model", MODELS, ids=repr)
