@@ -14,7 +14,7 @@ from minifed.simulation import History, run
 from minifed.simulation.sampling import DATA, derived_rng
 
 SETTINGS = {  # dataset: (partition, K, model, target, rounds, eval_every, FedSGD lr, FedAvg lr)
-    "fashion-mnist": ("iid", 100, "2nn", 0.75, 40, 4, 0.5, 0.05),
+    "fashion-mnist": ("iid", 100, "2nn", 0.70, 40, 2, 0.3, 0.05),
     "synthetic": ("natural", None, "softmax", 0.70, 100, 4, 0.1, 0.01),
 }
 E, B = 5, 50  # FedAvg's local epochs and batch size
