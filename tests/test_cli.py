@@ -150,5 +150,5 @@ def test_demo_as_a_new_user_runs_it(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert_real_png(tmp_path / "d.png")
-    rows = [line for line in result.stdout.splitlines() if line.startswith("Fed")]
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("FedSGD", "FedAvg"))]
     assert len(rows) == 2 and np.isfinite(float(rows[0].split()[-1]))
