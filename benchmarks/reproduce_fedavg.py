@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -141,17 +142,23 @@ def fraction(cell: Cell, K: int) -> float:
 
 
 def run_cell(cell: Cell, data, max_rounds=None, results=RESULTS, checkpoints=CHECKPOINTS,
-             workers=1, seed=0) -> History:  # fmt: skip
+             workers=1, seed=0, budget_minutes=None) -> History:  # fmt: skip
     """Run ``cell`` until it reaches its target (or ``max_rounds``, default twice the paper's
-    count), evaluating the test accuracy every round; resume from its checkpoint if any."""
+    count), evaluating the test accuracy every round; resume from its checkpoint if any.
+
+    With ``budget_minutes`` the run also stops after that much wall time; its history so far is
+    recorded and the next call resumes from the checkpoint.
+    """
     max_rounds = max_rounds or 2 * (cell.paper_rounds or 500)
     saved = Path(results) / f"{cell.id}.json"
     if saved.exists() and History.load(saved).rounds_to(TARGET[cell.model]) is not None:
         return History.load(saved)  # done: resuming would train past the target
+    deadline = time.perf_counter() + 60 * budget_minutes if budget_minutes is not None else None
     _, history = run(
         algorithm(cell, data), data, max_rounds, fraction=fraction(cell, data.K), seed=seed,
         target_accuracy=TARGET[cell.model], eval_train=False, workers=workers,
         checkpoint=Path(checkpoints) / f"{cell.id}.npz", checkpoint_every=10,
+        callbacks=[lambda record, w: deadline is not None and time.perf_counter() > deadline],
     )  # fmt: skip
     history.config.update(cell=asdict(cell), cell_id=cell.id, target=TARGET[cell.model])
     history.save(saved)
@@ -233,6 +240,7 @@ def main(argv=None) -> int:
     r.add_argument("--all-required", action="store_true")
     r.add_argument("--max-rounds", type=int, default=None)
     r.add_argument("--workers", type=int, default=1)
+    r.add_argument("--budget-minutes", type=float, default=None, help="stop (resumable) after")
     r.add_argument("--data-dir", default=None)
     t = sub.add_parser("table")
     t.add_argument("--out", default=str(ROOT / "figures"))
@@ -249,7 +257,7 @@ def main(argv=None) -> int:
         ids = REQUIRED if args.all_required else args.cells
         for cell in map(find_cell, ids):
             h = run_cell(cell, federation(cell, data_dir=args.data_dir), args.max_rounds,
-                         workers=args.workers)  # fmt: skip
+                         workers=args.workers, budget_minutes=args.budget_minutes)  # fmt: skip
             print(
                 f"{cell.id}: {h.rounds_to(TARGET[cell.model])} rounds (paper {cell.paper_rounds})"
             )

@@ -66,6 +66,16 @@ def test_run_cell_records_resumes_and_tabulates(tmp_path):
     assert saved.config["cell_id"] == cell.id and len(saved) == 7
 
 
+def test_time_budget_stops_a_run_that_resumes_later(tmp_path):
+    data = tiny_federation()
+    cell = rf.Cell("2nn", "iid", 0.2, 1, 10, 0.05)
+    dirs = {"results": tmp_path / "results", "checkpoints": tmp_path / "ckpt"}
+    stopped = rf.run_cell(cell, data, max_rounds=50, budget_minutes=0.0, **dirs)
+    assert stopped.stopped == "callback" and len(stopped) == 1  # round 0, then out of time
+    resumed = rf.run_cell(cell, data, max_rounds=3, **dirs)
+    assert [r["round"] for r in resumed.rounds][:2] == [0, 1]
+
+
 def test_table_compares_paper_and_minifed():
     def fake(rounds_to_97):
         acc = [0.5] * rounds_to_97 + [0.975]
