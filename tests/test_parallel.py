@@ -20,7 +20,8 @@ from minifed.simulation import (
     WorkerError,
     run,
 )
-from minifed.simulation.parallel import SHM_PREFIX, assign
+from minifed.simulation.parallel import assign
+from minifed.simulation.shared import SHM_PREFIX
 
 WALL_CLOCK = ("seconds", "eval_seconds")
 
