@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", default=None)
     r.add_argument("--no-download", action="store_true", help="only use local files")
     r.add_argument("--checkpoint", default=None, help="save and resume from this .npz file")
+    r.add_argument("--workers", type=int, default=1, help="worker processes for the clients")
     r.add_argument("--out", default=None, help="write the history as JSON here")
     r.add_argument("--plot", default=None, help="write an accuracy-against-round figure here")
     return parser
@@ -99,6 +100,7 @@ def run_command(args) -> int:
         eval_every=args.eval_every,
         target_accuracy=args.target_accuracy,
         checkpoint=args.checkpoint,
+        workers=args.workers,
     )
     history.config["partition"] = args.partition
     last = history.rounds[-1]

@@ -64,6 +64,32 @@ def test_run_writes_history_and_figure(tmp_path, capsys):
     assert_real_png(plot)
 
 
+def test_run_with_two_workers_matches_one(tmp_path):
+    histories = []
+    for workers in (1, 2):
+        out = tmp_path / f"h{workers}.json"
+        argv = [
+            "run",
+            "--dataset",
+            "blobs",
+            "--clients",
+            "10",
+            "--fraction",
+            "0.5",
+            "--batch-size",
+            "20",
+            "--rounds",
+            "2",
+            "--workers",
+            str(workers),
+            "--out",
+            str(out),
+        ]
+        assert main(argv) == 0
+        histories.append([r["test_accuracy"] for r in json.loads(out.read_text())["rounds"]])
+    assert histories[0] == histories[1]
+
+
 def test_run_stops_at_target_accuracy(tmp_path):
     out = tmp_path / "h.json"
     argv = [
