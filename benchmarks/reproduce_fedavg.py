@@ -222,6 +222,8 @@ def plot(histories: dict[str, History], model: str, path):
                 if c.model == model and c.partition == part and c.id in histories}  # fmt: skip
         if runs:
             plot_metric(runs, "test_accuracy", ax=ax, log_x=True)
+        else:
+            ax.text(0.5, 0.5, "no cell recorded yet", ha="center", transform=ax.transAxes)
         ax.axhline(TARGET[model], color="gray", linestyle="--", linewidth=1)
         ax.set_ylim(0.8 if model == "2nn" else 0.9, 1.0)
         ax.set_title(
