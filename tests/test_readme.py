@@ -41,3 +41,18 @@ def test_reproduction_table_matches_the_recorded_histories():
         history = History.load(results / f"{cell}.json")
         assert history.rounds_to(0.97) == int(ours), cell
         assert history.config["lr"] == float(lr), cell
+
+
+def test_cnn_reproduction_rows_match_the_recorded_histories():
+    from minifed.simulation import History
+
+    section = README.split("## Reproducing the FedAvg paper", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| CNN ")]
+    assert rows and rows[0].startswith("| CNN data")
+    results = ROOT / "benchmarks" / "results" / "fedavg_mnist"
+    for row in rows[1:]:
+        data, E, B, lr, _paper, ours = [c.strip() for c in row.strip("|").split("|")]
+        part = data.split()[1].lower().replace("-", "")
+        history = History.load(results / f"cnn-{part}-C0.1-E{E}-B{B}.json")
+        assert history.rounds_to(0.99) == int(ours)
+        assert history.config["lr"] == float(lr)
