@@ -25,7 +25,9 @@ class UsageError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minifed", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="minifed", description="Federated learning in readable NumPy: FedSGD and FedAvg."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="FedSGD against FedAvg on built-in data, with a figure")
     demo.add_argument("--out", default="minifed-demo.png", help="where to write the figure")
