@@ -1,9 +1,8 @@
 """The convolutional network of the FedAvg paper, by im2col and hand-written backprop.
 
-McMahan et al. (2017), "Communication-Efficient Learning of Deep Networks from Decentralized
-Data", train on MNIST "a CNN with two 5x5 convolution layers (the first with 32 channels, the
-second with 64, each followed with 2x2 max pooling), a fully connected layer with 512 units and
-ReLU activation, and a final softmax output layer (1,663,370 total parameters)":
+McMahan et al. (2017) use this network for MNIST: two 5x5 convolutions with 32 and 64 output
+channels, each followed by 2x2 max-pooling, then a 512-unit fully connected ReLU layer and a
+softmax output; 1,663,370 parameters with 'same' padding:
 
     ``A_l = relu(maxpool(conv(A_{l-1}; K_l, b_l)))`` for ``l = 1, 2``  (``A_0 = X``),
     ``H = relu(flatten(A_2) W + c)``,   ``Z = H V + d``,   ``f_i = CE(Z, y)_i``.
