@@ -21,13 +21,16 @@ from pathlib import Path
 
 
 from minifed.algorithms import FedAvg, FedSGD
+from minifed.data import cache_dir
 from minifed.federations import load_federation, make_model
 from minifed.simulation import History, run
 from minifed.simulation.sampling import DATA, derived_rng
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "fedavg_mnist"
-CHECKPOINTS = ROOT / "runs" / "fedavg_mnist"  # git-ignored
+# Checkpoints live in the user's cache (outside the work tree, so they outlive a fresh checkout
+# on the same machine); MINIFED_CACHE moves them.
+CHECKPOINTS = cache_dir() / "checkpoints" / "fedavg_mnist"
 K = 100
 
 # Rounds to reach the target, from the paper. Table 1: 2NN, E = 1, target 97%.
