@@ -178,3 +178,20 @@ def test_demo_as_a_new_user_runs_it(tmp_path):
     assert_real_png(tmp_path / "d.png")
     rows = [line for line in result.stdout.splitlines() if line.startswith(("FedSGD", "FedAvg"))]
     assert len(rows) == 2 and np.isfinite(float(rows[0].split()[-1]))
+
+
+def test_demo_falls_back_to_synthetic_without_fashion_mnist(monkeypatch):
+    import minifed.demo
+    from minifed.data import DatasetNotFoundError
+
+    real = minifed.demo.load_federation
+
+    def without_fashion_mnist(dataset, *args, **kwargs):
+        if dataset == "fashion-mnist":
+            raise DatasetNotFoundError("not installed")
+        return real(dataset, *args, **kwargs)
+
+    monkeypatch.setattr(minifed.demo, "load_federation", without_fashion_mnist)
+    runs, target, data = minifed.demo.demo_runs("auto")
+    assert data.name.startswith("synthetic") and set(runs) == {"FedSGD", "FedAvg (E=5, B=50)"}
+    assert target == minifed.demo.SETTINGS["synthetic"][3]
