@@ -154,6 +154,30 @@ def test_chunks_give_the_same_loss_and_gradient(monkeypatch):
     np.testing.assert_allclose(model.forward(w, X), out, rtol=1e-12)
 
 
+@pytest.mark.parametrize("chunk", [64, 3])
+def test_gradient_overwrites_g_without_zeroing_it_first(monkeypatch, chunk):
+    """``_backprop`` writes its products straight into ``g`` (no ``g[...] = 0`` first): whatever
+    ``g`` held before must not leak into the gradient, with one pass or several."""
+    model = CNN(**SMALL, num_classes=3)
+    w, X, y = random_problem(model, np.random.default_rng(6), n=7)
+    monkeypatch.setattr(cnn, "CHUNK", chunk)
+    loss, g = model.loss_and_grad_(w, X, y)
+    g_nan = np.full_like(w, np.nan)
+    loss_nan, out = model.loss_and_grad_(w, X, y, g_nan)
+    assert out is g_nan and loss_nan == loss
+    np.testing.assert_array_equal(g_nan, g)
+
+
+def test_conv_backward_keeps_float32():
+    rng = np.random.default_rng(7)
+    Xpad = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)  # k = 5: (n, 4+4, 4+4, C)
+    K, b = rng.normal(size=(4, 3, 5, 5)).astype(np.float32), np.zeros(4, np.float32)
+    Y, cols = _conv_forward(Xpad, K, b)
+    dK, db, dXpad = _conv_backward(np.ones_like(Y), cols, K)
+    assert Y.dtype == dK.dtype == db.dtype == dXpad.dtype == np.float32
+    assert dXpad.shape == Xpad.shape
+
+
 def test_float32_end_to_end():
     model = CNN(**SMALL, num_classes=3)
     w, X, y = random_problem(model, np.random.default_rng(4), dtype=np.float32)
