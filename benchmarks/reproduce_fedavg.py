@@ -255,7 +255,7 @@ def main(argv=None) -> int:
         for cell in CELLS:
             status = "required" if cell.id in REQUIRED else "optional"
             h = done.get(cell.id)
-            result = f"{h.rounds_to(TARGET[cell.model])} rounds" if h else "not run"
+            result = _rounds(h.rounds_to(TARGET[cell.model]), h) + " rounds" if h else "not run"
             print(f"{cell.id:28} paper {cell.paper_rounds!s:>5}  {status:9} {result}")
         return 0
     if args.command == "run":
