@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 
 from minifed.data import DATASETS, DatasetNotFoundError, locate
+from minifed.dataset import FederatedDataset
 
 
 def require_dataset(name: str, files=None) -> dict:
@@ -30,3 +32,14 @@ def require_dataset(name: str, files=None) -> dict:
 def require_dataset_fixture():
     """The :func:`require_dataset` function, for tests that prefer a fixture."""
     return require_dataset
+
+
+def blobs_federation(K=10, n=400, d=4, C=3, separation=2.0, seed=0) -> FederatedDataset:
+    """``K`` IID clients of Gaussian blobs, class ``c`` shifted by ``separation`` along axis
+    ``c``, plus a test set of 100 rows (small ``separation``: classes overlap)."""
+    rng = np.random.default_rng(seed)
+    y, y_test = rng.integers(0, C, size=n), rng.integers(0, C, size=100)
+    X = rng.normal(size=(n, d)) + separation * np.eye(C, d)[y]
+    X_test = rng.normal(size=(100, d)) + separation * np.eye(C, d)[y_test]
+    parts = np.array_split(rng.permutation(n), K)
+    return FederatedDataset(X, y, parts, X_test, y_test, name="blobs")

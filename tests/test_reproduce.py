@@ -4,10 +4,9 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import blobs_federation
 
-from minifed.dataset import FederatedDataset
 from minifed.simulation import History
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "reproduce_fedavg.py"
@@ -17,13 +16,8 @@ sys.modules["reproduce_fedavg"] = rf  # dataclasses look their module up there
 spec.loader.exec_module(rf)
 
 
-def tiny_federation(K=10, n=300, d=8, C=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, C, size=n)
-    X = rng.normal(size=(n, d)) + 0.3 * np.eye(C, d)[y]
-    y_test = rng.integers(0, C, size=100)
-    X_test = rng.normal(size=(100, d)) + 0.3 * np.eye(C, d)[y_test]
-    return FederatedDataset(X, y, np.array_split(rng.permutation(n), K), X_test, y_test)
+def tiny_federation():
+    return blobs_federation(K=10, n=300, d=8, separation=0.3)  # overlapping: never 100%
 
 
 def test_cells_carry_the_papers_numbers():

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import blobs_federation
 
 from minifed.algorithms import FedAvg, FedSGD
 from minifed.dataset import FederatedDataset
@@ -21,15 +22,6 @@ from minifed.simulation import (
 from minifed.simulation.progress import Progress
 
 WALL_CLOCK = ("seconds", "eval_seconds")
-
-
-def blobs_federation(K=10, n=400, d=4, C=3, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, C, size=n)
-    X = rng.normal(size=(n, d)) + 2.0 * np.eye(C, d)[y]
-    Xt_y = rng.integers(0, C, size=100)
-    X_test = rng.normal(size=(100, d)) + 2.0 * np.eye(C, d)[Xt_y]
-    return FederatedDataset(X, y, np.array_split(rng.permutation(n), K), X_test, Xt_y, name="blobs")
 
 
 @pytest.fixture
