@@ -155,7 +155,7 @@ def run_cell(cell: Cell, data, max_rounds=None, results=RESULTS, checkpoints=CHE
     max_rounds = max_rounds or 2 * (cell.paper_rounds or 500)
     saved = Path(results) / f"{cell.id}.json"
     if saved.exists() and History.load(saved).rounds_to(TARGET[cell.model]) is not None:
-        return History.load(saved)  # done: resuming would train past the target
+        return History.load(saved)  # recorded: keep it even where the checkpoint is gone
     deadline = time.perf_counter() + 60 * budget_minutes if budget_minutes is not None else None
     _, history = run(
         algorithm(cell, data), data, max_rounds, fraction=fraction(cell, data.K), seed=seed,

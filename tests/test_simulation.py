@@ -201,6 +201,14 @@ def test_target_accuracy_stops_early(fed, algorithm):
     assert history.rounds[-1]["test_accuracy"] >= 0.6
 
 
+def test_resuming_a_run_that_reached_its_target_trains_no_further(tmp_path, fed, algorithm):
+    path = tmp_path / "run.npz"
+    w1, first = run(algorithm, fed, 50, fraction=0.5, target_accuracy=0.6, checkpoint=path)
+    w2, again = run(algorithm, fed, 50, fraction=0.5, target_accuracy=0.6, checkpoint=path)
+    assert again.stopped == "target" and len(again) == len(first)
+    np.testing.assert_array_equal(w1, w2)
+
+
 def test_callback_can_stop(fed, algorithm):
     _, history = run(algorithm, fed, 10, callbacks=[lambda r, w: r["round"] == 2])
     assert history.stopped == "callback" and len(history) == 3

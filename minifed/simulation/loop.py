@@ -125,6 +125,9 @@ def run(
         sampling=sampling, availability=None if availability is None else availability.tolist()
     )
     w, history = _start(algorithm, data, config, w0, checkpoint)
+    if target_accuracy is not None and history.rounds_to(target_accuracy) is not None:
+        history.stopped = "target"  # resumed from a run that already reached it: nothing to do
+        return w, history
     own_engine = engine is None
     engine = _engine(algorithm, data, seed, workers) if own_engine else engine
     if not own_engine and workers != 1:
@@ -179,7 +182,7 @@ def _round(algorithm, data, engine, w, t, config, history):
         record.update(dict.fromkeys(METRICS + PER_CLIENT))
         record.update(evaluate(algorithm.model, w, data, train=config["eval_train"]))
         loss = record["train_loss"] if config["eval_train"] else record["test_loss"]
-        if loss is None or not np.isfinite(loss):
+        if not np.isfinite(loss):
             raise DivergenceError(
                 f"round {t}: the loss is {loss}; lower the learning rate (lr={algorithm.lr}).",
                 t,
