@@ -151,7 +151,8 @@ def demo(args) -> int:
         mb += 0 if t is None else history.cumulative("bytes_down")[t] / 1e6
         final = history.metric("test_accuracy")[1][-1]
         print(f"{label:34} {t if t is not None else 'not reached':>17} {mb:>13.1f} {final:>15.3f}")
-    title = f"FedSGD against FedAvg: {data.name}, C = 0.1"
+    C = next(iter(runs.values())).config["fraction"]
+    title = f"FedSGD against FedAvg: {data.name}, C = {C}"
     path = save_figure(runs, args.out, title=title)
     print(f"\nfigure written to {path} ({time.perf_counter() - start:.0f} s)")
     return 0
