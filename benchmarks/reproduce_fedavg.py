@@ -19,6 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 
 from minifed.algorithms import FedAvg, FedSGD
 from minifed.data import cache_dir
@@ -202,7 +203,9 @@ def table(histories: dict[str, History]) -> str:
 def _rounds(ours, h: History) -> str:
     if ours is not None:
         return str(ours)
-    return f"not reached in {h.rounds[-1]['round']}"
+    t, acc = h.metric("test_accuracy")
+    best = int(np.argmax(acc))
+    return f"not reached in {t[-1]} (best {acc[best]:.4f} at {t[best]})"
 
 
 def _ratio(ours, paper) -> str:
@@ -255,7 +258,9 @@ def main(argv=None) -> int:
         for cell in CELLS:
             status = "required" if cell.id in REQUIRED else "optional"
             h = done.get(cell.id)
-            result = _rounds(h.rounds_to(TARGET[cell.model]), h) + " rounds" if h else "not run"
+            reached = h.rounds_to(TARGET[cell.model]) if h else None
+            result = "not run" if h is None else _rounds(reached, h)
+            result += " rounds" if reached is not None else ""
             print(f"{cell.id:28} paper {cell.paper_rounds!s:>5}  {status:9} {result}")
         return 0
     if args.command == "run":

@@ -81,3 +81,12 @@ def test_table_compares_paper_and_minifed():
     row = next(line for line in text.splitlines() if line.startswith("| 2nn-iid-C0.1-E1-B10"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[7:12] == ["87", "100", "1.15", "3.6x", "3.0x"]
+
+
+def test_table_shows_how_close_a_run_that_missed_its_target_came():
+    acc = [0.5, 0.9891, 0.26, 0.8]
+    rounds = [{"round": t, "test_accuracy": a, "seconds": 1.0, "eval_seconds": 0.0}
+              for t, a in enumerate(acc)]  # fmt: skip
+    text = rf.table({"cnn-iid-C0.1-E1-Binf": History({"lr": 0.22}, rounds)})
+    row = next(line for line in text.splitlines() if line.startswith("| cnn-iid-C0.1-E1-Binf"))
+    assert "not reached in 3 (best 0.9891 at 1)" in row
