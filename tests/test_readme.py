@@ -54,5 +54,10 @@ def test_cnn_reproduction_rows_match_the_recorded_histories():
         data, E, B, lr, _paper, ours = [c.strip() for c in row.strip("|").split("|")]
         part = data.split()[1].lower().replace("-", "")
         history = History.load(results / f"cnn-{part}-C0.1-E{E}-B{B}.json")
-        assert history.rounds_to(0.99) == int(ours)
+        if ours.startswith("not reached"):  # e.g. "not reached in 530 (best 0.9891 at 496)"
+            t, acc = history.metric("test_accuracy")
+            assert history.rounds_to(0.99) is None
+            assert ours == f"not reached in {t[-1]} (best {acc.max():.4f} at {t[acc.argmax()]})"
+        else:
+            assert history.rounds_to(0.99) == int(ours)
         assert history.config["lr"] == float(lr)
