@@ -175,9 +175,9 @@ def timed_run(algorithm, data, rounds: int, workers: int, probe=None):
     ``probe(engine)``, if given, is called after every round.
     """
     if workers == 1:
-        engine = SequentialEngine(algorithm, data, seed=0)
+        engine = SequentialEngine(data)
     else:
-        engine = ProcessEngine(algorithm, data, seed=0, workers=workers)
+        engine = ProcessEngine(data, workers=workers)
     cpu, overhead, clock = [], [], [time.perf_counter(), time.process_time()]
 
     def record(record, w):

@@ -25,7 +25,7 @@ from minifed.algorithms import FedAvg, FedSGD
 from minifed.data import cache_dir
 from minifed.federations import load_federation, make_model
 from minifed.simulation import History, run
-from minifed.simulation.sampling import DATA, derived_rng
+from minifed.seeding import DATA, derived_rng
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "fedavg_mnist"

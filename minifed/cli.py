@@ -17,7 +17,7 @@ from minifed.algorithms import ALGORITHMS
 from minifed.data import DatasetNotFoundError
 from minifed.federations import DATASETS, MODELS, load_federation, make_model
 from minifed.simulation import DivergenceError, History, run
-from minifed.simulation.sampling import DATA, derived_rng
+from minifed.seeding import DATA, derived_rng
 
 
 class UsageError(Exception):

@@ -11,7 +11,7 @@ from minifed.algorithms import FedAvg, FedSGD
 from minifed.data import DatasetNotFoundError
 from minifed.federations import load_federation, make_model
 from minifed.simulation import History, run
-from minifed.simulation.sampling import DATA, derived_rng
+from minifed.seeding import DATA, derived_rng
 
 SETTINGS = {  # dataset: (partition, K, model, target, rounds, eval_every, FedSGD lr, FedAvg lr)
     "fashion-mnist": ("iid", 100, "2nn", 0.70, 40, 2, 0.3, 0.05),

@@ -43,3 +43,26 @@ def blobs_federation(K=10, n=400, d=4, C=3, separation=2.0, seed=0) -> Federated
     X_test = rng.normal(size=(100, d)) + separation * np.eye(C, d)[y_test]
     parts = np.array_split(rng.permutation(n), K)
     return FederatedDataset(X, y, parts, X_test, y_test, name="blobs")
+
+
+def drift_federation(K=4, n_k=30, p=2, seed=0) -> tuple[FederatedDataset, np.ndarray]:
+    """Heterogeneous least squares where FedAvg's fixed point (E > 1) is biased.
+
+    Client ``k``'s features are centred at their own mean and scaled differently, and its targets
+    follow its own line, so the clients' Hessians and minimisers differ. Every client holds
+    ``n_k`` rows (equal sizes: the objective ``sum_k (n_k/n) F_k`` is then also the unweighted
+    mean, the target of algorithms that average uniformly). Returns ``(data, w_star)`` with
+    ``w_star = [W, b]`` the exact least-squares minimiser of the pooled data (float64).
+    """
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for k in range(K):
+        X_k = rng.normal(loc=2.0 * k - K, scale=0.5 + k, size=(n_k, p))
+        slope = rng.normal(size=p) * (1 + k)
+        X.append(X_k)
+        y.append(X_k @ slope + 3.0 * k + 0.1 * rng.normal(size=n_k))
+    X, y = np.concatenate(X), np.concatenate(y)
+    parts = np.split(np.arange(K * n_k), K)
+    data = FederatedDataset(X, y, parts, X[::3], y[::3], dtype=np.float64, name="drift")
+    w_star = np.linalg.lstsq(np.c_[X, np.ones(len(X))], y, rcond=None)[0]
+    return data, w_star

@@ -21,6 +21,7 @@ from minifed.simulation import (
     run,
 )
 from minifed.simulation.parallel import assign
+from minifed.simulation.protocol import check_algorithm
 from minifed.simulation.shared import SHM_PREFIX
 
 WALL_CLOCK = ("seconds", "eval_seconds")
@@ -90,23 +91,27 @@ def test_one_worker_engine_equals_sequential_engine_and_keeps_row_order(algorith
     fed = uneven_federation()
     w = algorithm.model.init(np.random.default_rng(1))
     S = np.array([8, 3, 0, 6, 1])  # unsorted on purpose: row i of M belongs to S[i]
-    expected = SequentialEngine(algorithm, fed, seed=2).run_clients(w, 5, S)
-    with ProcessEngine(algorithm, fed, seed=2, workers=1) as engine:
-        np.testing.assert_array_equal(engine.run_clients(w, 5, S), expected)
-        np.testing.assert_array_equal(engine.run_clients(w, 5, S[:2]), expected[:2])
+    job = (algorithm, check_algorithm(algorithm, w)[0], 2)
+    expected, _ = SequentialEngine(fed).run_clients(job, w, 5, S)
+    with ProcessEngine(fed, workers=1) as engine:
+        M, states = engine.run_clients(job, w, 5, S)
+        np.testing.assert_array_equal(M["M"], expected["M"])
+        assert states is None  # FedAvg keeps no client state
+        np.testing.assert_array_equal(engine.run_clients(job, w, 5, S[:2])[0]["M"], M["M"][:2])
         pids = engine.pids
     assert_all_released(pids)
     with pytest.raises(RuntimeError, match="closed"):
-        engine.run_clients(w, 5, S)
+        engine.run_clients(job, w, 5, S)
 
 
 def test_a_client_that_raises_is_named_with_its_round_and_traceback(algorithm):
     fed = uneven_federation(bad=3)
     w = algorithm.model.init(np.random.default_rng(1))
-    engine = ProcessEngine(algorithm, fed, seed=0, workers=2)
+    engine = ProcessEngine(fed, workers=2)
     pids = engine.pids
+    job = (algorithm, check_algorithm(algorithm, w)[0], 0)
     with pytest.raises(ClientError, match=r"client 3 failed in round 7: IndexError") as info:
-        engine.run_clients(w, 7, np.arange(fed.K))
+        engine.run_clients(job, w, 7, np.arange(fed.K))
     assert (info.value.k, info.value.t) == (3, 7)
     original = info.value.__cause__
     assert isinstance(original, IndexError)
@@ -123,13 +128,14 @@ def run_slow_round_while(action, delay=0.3):
     """Run a quick round (workers ready), then a slow one during which ``action`` happens."""
     algorithm = FedAvg(SoftmaxRegression(4, 3), lr=0.01, epochs=50, batch_size=8)
     fed = slow_federation()
-    engine = ProcessEngine(algorithm, fed, seed=0, workers=2)
+    engine = ProcessEngine(fed, workers=2)
     w = algorithm.model.init(np.random.default_rng(0))
-    engine.run_clients(w, 1, np.array([1, 2, 3]))
+    job = (algorithm, check_algorithm(algorithm, w)[0], 0)
+    engine.run_clients(job, w, 1, np.array([1, 2, 3]))
     timer = threading.Timer(delay, action, args=(engine,))
     timer.start()
     try:
-        engine.run_clients(w, 2, np.array([0, 1]))
+        engine.run_clients(job, w, 2, np.array([0, 1]))
     finally:
         timer.join()
         pids = engine.pids
@@ -163,7 +169,9 @@ def test_keyboard_interrupt_shuts_the_pool_down():
 def test_run_refuses_an_engine_and_workers_together(algorithm):
     fed = uneven_federation()
     with pytest.raises(ValueError, match="engine or workers"):
-        run(algorithm, fed, 1, engine=SequentialEngine(algorithm, fed, 0), workers=2)
+        run(algorithm, fed, 1, engine=SequentialEngine(fed), workers=2)
+    with pytest.raises(ValueError, match="another FederatedDataset"):
+        run(algorithm, fed, 1, engine=SequentialEngine(uneven_federation(seed=1)))
 
 
 def test_an_algorithm_that_does_not_pickle_leaves_nothing_behind():
@@ -171,5 +179,16 @@ def test_an_algorithm_that_does_not_pickle_leaves_nothing_behind():
         pass
 
     with pytest.raises((AttributeError, TypeError, pickle.PicklingError)):
-        ProcessEngine(Local(SoftmaxRegression(4, 3), lr=0.1), uneven_federation(), seed=0)
+        run(Local(SoftmaxRegression(4, 3), lr=0.1), uneven_federation(), 1, workers=2)
     assert_all_released([])
+
+
+def test_one_engine_serves_several_runs_with_the_seed_of_each(algorithm):
+    """The engine holds data only: the seed and the algorithm come from ``run``."""
+    fed = uneven_federation()
+    other = FedAvg(SoftmaxRegression(4, 3), lr=0.05, epochs=1, batch_size=4)
+    with ProcessEngine(fed, workers=2) as engine:
+        shared = [run(a, fed, 2, fraction=0.5, seed=s, engine=engine) for a, s in
+                  [(algorithm, 5), (other, 6), (algorithm, 7)]]  # fmt: skip
+    for (a, s), (w, _) in zip([(algorithm, 5), (other, 6), (algorithm, 7)], shared, strict=True):
+        np.testing.assert_array_equal(w, run(a, fed, 2, fraction=0.5, seed=s)[0])

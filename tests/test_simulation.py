@@ -158,7 +158,7 @@ def test_checkpoint_resume_is_bit_for_bit(tmp_path, fed, algorithm):
             checkpoint_every=2,
             callbacks=[interrupt],
         )
-    _, saved = load_checkpoint(path)
+    saved = load_checkpoint(path).history
     assert len(saved) == 5  # rounds 0..4: the checkpoint of round 4
     w, resumed = run(algorithm, fed, 7, fraction=0.3, seed=5, checkpoint=path, checkpoint_every=2)
     w_full, _ = run(algorithm, fed, 7, fraction=0.3, seed=5)

@@ -1,14 +1,31 @@
-"""What every federated algorithm is made of: a client update and a server update.
+"""What every federated algorithm is made of: a client update, a server update, declared state.
 
-An algorithm object holds settings (model structure, ``eta``, ``E``, ``B``) and two methods:
+An algorithm object holds **settings only** (model structure, ``eta``, ``E``, ``B``, ``mu``, ...).
+Everything that changes during a run is *state*, owned by the round loop and passed in by name:
 
-- ``client_update(w, X_k, y_k, rng) -> message``: what client ``k`` computes from the global
-  parameters ``w`` on its own data and sends back (a vector of length ``d``);
-- ``server_update(w, M, n_S) -> w_new``: how the server turns the stack ``M`` of the round's
-  messages (shape ``(m, d)``) and the clients' sample counts ``n_S`` into the next global ``w``.
+- ``init_state(w) -> dict``: the server state (FedAdam's ``m``, ``v``; SCAFFOLD's ``c``);
+- ``init_client_state(w) -> dict``: one client's state (SCAFFOLD's ``c_k``, ADMM's ``lambda_k``),
+  created lazily, with the current ``w``, on the client's first round;
+- ``down``: the server-state fields broadcast to the clients together with ``w``;
+- ``up(w) -> {field: (shape, dtype)}``: the wire format of one client message (default: one
+  vector like ``w``). Bytes sent are counted from it.
 
-It does not know how it is executed: sampling the clients, running them (in this process or in
-workers) and evaluating belong to :mod:`minifed.simulation`.
+The two updates read like a paper's pseudo-code, asking for what they need by name:
+
+- ``client_update(self, w, X_k, y_k, ...)``: the first three arguments are the global model and
+  client ``k``'s data; any of ``rng`` (the client's generator for this round), ``k``, ``t``, the
+  ``down`` fields and the client-state fields may follow. Returns the message (an array when
+  ``up`` declares one field, else a dict of arrays), and with client state
+  ``(message, new_client_state)``.
+- ``server_update(self, w, M, ...)``: the first two arguments are the global model and the round's
+  messages stacked along a new first axis (shape ``(m, ...)``; a dict of stacks for several
+  fields); any of ``n_S`` (the sampled clients' sample counts), ``S``, ``t``, ``K``, ``C``, ``n_k``
+  (every client's count), ``rng`` (the server's generator for round ``t``) and the server-state
+  fields may follow. Returns ``w_next``, and with server state ``(w_next, new_state)``.
+
+The algorithm does not know how it is executed: sampling the clients, running them (in this
+process or in workers), keeping the state and checkpointing it belong to
+:mod:`minifed.simulation`, which checks these declarations at the start of every run.
 """
 
 from __future__ import annotations
@@ -55,9 +72,10 @@ def minibatches(n_k: int, B: int | None, rng: np.random.Generator):
 
 
 class Algorithm:
-    """Base class: stores settings, checks them, describes itself for a run's history."""
+    """Base class: stores settings, declares state (none by default), describes itself."""
 
     name = "algorithm"
+    down: tuple[str, ...] = ()  # server-state fields sent to the clients with w
 
     def __init__(self, model: Model, lr: float):
         if not isinstance(model, Model):
@@ -65,10 +83,25 @@ class Algorithm:
         self.model = model
         self.lr = check_positive("lr", lr)
 
-    def client_update(self, w: np.ndarray, X_k, y_k, rng: np.random.Generator) -> np.ndarray:
+    def init_state(self, w: np.ndarray) -> dict[str, np.ndarray]:
+        """The server state at round 0 (none by default)."""
+        return {}
+
+    def init_client_state(self, w: np.ndarray) -> dict[str, np.ndarray]:
+        """A client's state before its first round (none by default)."""
+        return {}
+
+    def up(self, w: np.ndarray) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+        """The wire format of one client message: ``{field: (shape, dtype)}``.
+
+        By default one vector of ``w``'s length and dtype (a model ``w_k`` or a gradient ``g_k``).
+        """
+        return {"M": (w.shape, w.dtype)}
+
+    def client_update(self, w: np.ndarray, X_k, y_k, rng: np.random.Generator):
         raise NotImplementedError
 
-    def server_update(self, w: np.ndarray, M: np.ndarray, n_S) -> np.ndarray:
+    def server_update(self, w: np.ndarray, M, n_S):
         raise NotImplementedError
 
     def config(self) -> dict:

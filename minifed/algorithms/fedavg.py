@@ -57,14 +57,29 @@ class FedAvg(Algorithm):
         self.epochs, self.batch_size = check_local_settings(epochs, batch_size)
 
     def client_update(self, w, X_k, y_k, rng: np.random.Generator) -> np.ndarray:
-        """ClientUpdate(k, w): ``E`` epochs of ``w <- w - eta * grad l(w; b)``; returns ``w_k``."""
-        w = w.copy()  # the client's own copy: never write into the global model
-        g = np.empty_like(w)  # gradient buffer, reused by every step
-        for _ in range(self.epochs):
-            for b in minibatches(len(y_k), self.batch_size, rng):
-                self.model.loss_and_grad_(w, X_k[b], y_k[b], g)
-                w -= np.multiply(self.lr, g, out=g)  # w <- w - eta * g, without a temporary
-        return w
+        """ClientUpdate(k, w): ``E`` epochs of ``w_k <- w_k - eta * grad l(w_k; b)``; returns
+        ``w_k``."""
+        return self.local_sgd(w, X_k, y_k, rng)
+
+    def local_sgd(self, w, X_k, y_k, rng, E: int | None = None, drift=None) -> np.ndarray:
+        """``E`` epochs (default ``self.epochs``) of minibatch SGD from ``w``; returns ``w_k``.
+
+        Each step is ``w_k <- w_k - eta * (grad l(w_k; b) + drift(w_k))``. The algorithms of the
+        FedAvg family change only the ``drift`` term, added into the gradient ``g`` in place by
+        ``drift(w_k, g)``: FedProx ``mu (w_k - w)``, SCAFFOLD ``c - c_k``, ADMM
+        ``lambda_k + rho (w_k - z)``.
+        """
+        eta, B = self.lr, self.batch_size
+        E = self.epochs if E is None else E
+        w_k = w.copy()  # the client's own copy: never write into the global model
+        g = np.empty_like(w_k)  # gradient buffer, reused by every step
+        for _ in range(E):
+            for b in minibatches(len(y_k), B, rng):
+                self.model.loss_and_grad_(w_k, X_k[b], y_k[b], g)
+                if drift is not None:
+                    drift(w_k, g)
+                w_k -= np.multiply(eta, g, out=g)  # w_k <- w_k - eta * g, without a temporary
+        return w_k
 
     def server_update(self, w, W, n_S) -> np.ndarray:
         """``w_{t+1} = sum_{k in S_t} (n_k / n_S) w_k`` from the stack ``W`` of shape ``(m, d)``."""

@@ -38,8 +38,8 @@ class FedSGD(Algorithm):
     def __init__(self, model: Model, lr: float):
         super().__init__(model, lr)
 
-    def client_update(self, w, X_k, y_k, rng=None) -> np.ndarray:
-        """``g_k = grad F_k(w)`` on client ``k``'s whole dataset (``rng`` is unused)."""
+    def client_update(self, w, X_k, y_k) -> np.ndarray:
+        """``g_k = grad F_k(w)`` on client ``k``'s whole dataset."""
         _, g_k = self.model.loss_and_grad_(w, X_k, y_k)
         return g_k
 

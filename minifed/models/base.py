@@ -89,6 +89,11 @@ class Model:
             return out
         return out.argmax(axis=1) if out.ndim == 2 else (out > 0).astype(np.int64)
 
+    def penalty(self, w: np.ndarray) -> float:
+        """The L2 term ``(lam/2) ||w||^2`` of the loss (its gradient ``lam * w`` is added in
+        :meth:`loss_and_grad_`)."""
+        return 0.5 * self.l2 * float(w @ w) if self.l2 else 0.0
+
     # ----- unchecked fast path, used by algorithms once data is validated -----
     def loss_and_grad_(self, w: np.ndarray, X, y, g: np.ndarray | None = None):
         """Like :meth:`loss_and_grad` without input checks, writing into ``g`` if given.
@@ -100,8 +105,13 @@ class Model:
         loss = self._data_loss_and_grad(w, X, y, g)
         if self.l2:
             g += self.l2 * w
-            loss += 0.5 * self.l2 * float(w @ w)
-        return float(loss), g
+        return float(loss) + self.penalty(w), g
+
+    def example_metrics_(self, w: np.ndarray, X, y) -> tuple[np.ndarray, np.ndarray]:
+        """Per-example losses ``f(w; x_i, y_i)`` (without the L2 term) and predictions, without
+        input checks: the evaluation's hot path."""
+        out = self._forward(w, X)
+        return self._example_losses(out, y), self._predict_from_output(out)
 
     # ----- public API, with input checks -----
     def check_params(self, w, name: str = "w") -> np.ndarray:
@@ -152,8 +162,7 @@ class Model:
     def loss(self, w, X, y) -> float:
         """``F(w) = (1/n) sum_i f(w; x_i, y_i) + (lam/2) ||w||^2``."""
         w, X, y = self._checked(w, X, y)
-        penalty = 0.5 * self.l2 * float(w @ w) if self.l2 else 0.0
-        return float(self._example_losses(self._forward(w, X), y).mean()) + penalty
+        return float(self._example_losses(self._forward(w, X), y).mean()) + self.penalty(w)
 
     def loss_and_grad(self, w, X, y) -> tuple[float, np.ndarray]:
         """Return ``(F(w), grad F(w))`` on the data ``(X, y)``."""

@@ -1,18 +1,22 @@
 """Simulating federated training on one machine: the round loop and what it records."""
 
-from minifed.simulation.checkpoint import load_checkpoint, save_checkpoint
+from minifed.seeding import client_rng, server_rng
+from minifed.simulation.checkpoint import RunState, load_checkpoint, save_checkpoint
 from minifed.simulation.engine import ClientError, SequentialEngine
 from minifed.simulation.evaluate import evaluate
 from minifed.simulation.history import History
 from minifed.simulation.loop import DivergenceError, run
 from minifed.simulation.parallel import ProcessEngine, WorkerError
-from minifed.simulation.sampling import client_rng, clients_per_round, sample_clients
+from minifed.simulation.sampling import clients_per_round, sample_clients
+from minifed.simulation.state import ClientStates
 
 __all__ = [
     "ClientError",
+    "ClientStates",
     "DivergenceError",
     "History",
     "ProcessEngine",
+    "RunState",
     "SequentialEngine",
     "WorkerError",
     "client_rng",
@@ -22,4 +26,5 @@ __all__ = [
     "run",
     "sample_clients",
     "save_checkpoint",
+    "server_rng",
 ]

@@ -14,10 +14,11 @@ def example_metrics(model: Model, w, X, y, chunk: int = 2048) -> tuple[np.ndarra
     losses = np.empty(len(y), dtype=np.float64)
     correct = np.full(len(y), np.nan)
     for a in range(0, len(y), chunk):
-        out = model._forward(w, X[a : a + chunk])
-        losses[a : a + chunk] = model._example_losses(out, y[a : a + chunk])
+        losses[a : a + chunk], predictions = model.example_metrics_(
+            w, X[a : a + chunk], y[a : a + chunk]
+        )
         if model.task == "classification":
-            correct[a : a + chunk] = model._predict_from_output(out) == y[a : a + chunk]
+            correct[a : a + chunk] = predictions == y[a : a + chunk]
     return losses, correct
 
 
@@ -29,7 +30,7 @@ def evaluate(model: Model, w, data: FederatedDataset, train: bool = True) -> dic
     and ``client_accuracy[k]`` are ``F_k(w)`` and client ``k``'s accuracy on its own data.
     ``train=False`` skips these (a pass over all the clients' data) and keeps the test metrics.
     """
-    penalty = 0.5 * model.l2 * float(w @ w) if model.l2 else 0.0
+    penalty = model.penalty(w)
     record = {}
     if train:
         losses, correct = example_metrics(model, w, data.X, data.y)

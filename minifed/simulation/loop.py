@@ -1,16 +1,23 @@
 """The round loop: sample, run the clients, update the server, evaluate, record.
 
-for t = 1, ..., T:
-    S_t     <- m = max(round(C K), 1) clients drawn without replacement
-    M       <- [client_update(w_t, X_k, y_k, rng(seed, t, k)) for k in S_t]
-    w_{t+1} <- server_update(w_t, M, n_{S_t})
-    every eval_every rounds: F(w), test loss and accuracy, per-client metrics
+    w_0, server state <- model.init(rng(seed)), algorithm.init_state(w_0)
+    for t = 1, ..., T:
+        S_t            <- m = max(round(C K), 1) clients drawn without replacement
+        M, state_S     <- [client_update(w_t, X_k, y_k, rng(seed, t, k), down, state_k)
+                           for k in S_t]                              (an engine runs these)
+        w_{t+1}, state <- server_update(w_t, M, n_{S_t}, rng(seed, t), state)
+        every eval_every rounds: F(w), test loss and accuracy, per-client metrics
+
+The loop owns all state (``RunState``: ``w``, the server state, the clients' rows, the history),
+so the algorithm object holds settings only, workers stay stateless, and a checkpoint holds
+everything needed to resume bit for bit.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -18,23 +25,25 @@ import numpy as np
 from minifed._checks import check_fraction, check_int
 from minifed.algorithms.base import Algorithm
 from minifed.dataset import FederatedDataset
-from minifed.simulation.checkpoint import load_checkpoint, save_checkpoint
+from minifed.seeding import INIT, derived_rng, server_rng
+from minifed.simulation.checkpoint import RunState, load_checkpoint, save_checkpoint
 from minifed.simulation.engine import SequentialEngine
 from minifed.simulation.evaluate import evaluate
 from minifed.simulation.history import History
 from minifed.simulation.parallel import ProcessEngine
 from minifed.simulation.progress import Progress
+from minifed.simulation.protocol import check_algorithm, run_server
+from minifed.simulation.state import as_arrays
 from minifed.simulation.sampling import (
-    INIT,
     SCHEMES,
     check_availability,
     clients_per_round,
-    derived_rng,
     sample_clients,
 )
 
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 PER_CLIENT = ("client_loss", "client_accuracy")
+RECORD = ("round", "clients", "bytes_up", "bytes_down", "seconds", "eval_seconds")
 
 
 class DivergenceError(FloatingPointError):
@@ -73,8 +82,9 @@ def run(
     fraction : float
         Client fraction ``C`` in (0, 1]; ``m = max(round(C K), 1)`` clients per round.
     seed : int
-        The one seed of the run: ``w_0``, every sample ``S_t`` and every client's local
-        randomness are derived from it, so the same seed gives the same history.
+        The one seed of the run: ``w_0``, every sample ``S_t``, every client's and the server's
+        randomness are derived from it (:mod:`minifed.seeding`), so the same seed gives the same
+        history.
     sampling : {"uniform", "size"}
         How ``S_t`` is drawn: uniformly, or with probability proportional to ``n_k``.
     availability : sequence of K probabilities, optional
@@ -90,15 +100,17 @@ def run(
     target_accuracy : float, optional
         Stop after the first evaluation whose test accuracy reaches it.
     checkpoint : path, optional
-        Save ``(w, history)`` there every ``checkpoint_every`` rounds and at the end; if the file
-        exists, resume from it. The resumed run's history equals the uninterrupted run's, bit for
-        bit, except for the wall-clock fields ``seconds`` and ``eval_seconds``.
+        Save the run's state (``w``, the algorithm's server state, the state of every client
+        that took part, the history) there every ``checkpoint_every`` rounds and at the end; if
+        the file exists, resume from it. The resumed run's history equals the uninterrupted
+        run's, bit for bit, except for the wall-clock fields ``seconds`` and ``eval_seconds``.
     progress : bool, optional
         Show a progress line (``None``: only once the run has lasted a couple of seconds).
     callbacks : callables ``f(record, w)``
         Called after every round; a callback returning ``True`` stops the run.
     engine : optional
-        Where clients run (:class:`SequentialEngine` by default).
+        Where clients run: an engine made for ``data`` (:class:`SequentialEngine` by default),
+        e.g. one :class:`~minifed.simulation.ProcessEngine` shared by several runs.
     workers : int
         With ``workers > 1`` (and no ``engine``), run each round's clients in that many worker
         processes (:class:`~minifed.simulation.ProcessEngine`, closed at the end). The history
@@ -115,52 +127,45 @@ def run(
     config.update(
         checkpoint_every=check_int("checkpoint_every", checkpoint_every, minimum=1),
         eval_train=bool(eval_train),
+        **_check_sampling(data, eval_train, sampling, availability),
     )
-    if not eval_train and data.y_test is None:
-        raise ValueError("eval_train=False needs a test set: give the FederatedDataset X_test.")
-    if sampling not in SCHEMES:
-        raise ValueError(f"sampling must be one of {SCHEMES}, got {sampling!r}.")
-    availability = check_availability(availability, data.K)
-    config.update(
-        sampling=sampling, availability=None if availability is None else availability.tolist()
-    )
-    w, history = _start(algorithm, data, config, w0, checkpoint)
-    if target_accuracy is not None and history.rounds_to(target_accuracy) is not None:
-        history.stopped = "target"  # resumed from a run that already reached it: nothing to do
-        return w, history
-    own_engine = engine is None
-    engine = _engine(algorithm, data, seed, workers) if own_engine else engine
-    if not own_engine and workers != 1:
-        raise ValueError("give either engine or workers, not both.")
+    state, protocol = _start(algorithm, data, config, w0, checkpoint)
+    if target_accuracy is not None and state.history.rounds_to(target_accuracy) is not None:
+        state.history.stopped = "target"  # resumed from a run that already reached it
+        return state.w, state.history
+    job = (algorithm, protocol, config["seed"])
     bar = Progress(rounds, progress)
-    try:
-        for t in range(len(history.rounds), rounds + 1):
-            with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
-                w, record = _round(algorithm, data, engine, w, t, config, history)
-            history.rounds.append(record)
-            bar.update(record)
-            if _should_stop(record, w, history, target_accuracy, callbacks):
-                break
-            if checkpoint and t % checkpoint_every == 0:
-                save_checkpoint(checkpoint, w, history)
-    finally:
-        bar.close()
-        if own_engine:  # an engine passed in by the caller is closed by the caller
-            engine.close()
+    with _engine(data, engine, workers) as engine:
+        try:
+            for t in range(len(state.history.rounds), rounds + 1):
+                record = _round(job, engine, state, t, data, config)
+                bar.update(record)
+                if _should_stop(record, state, target_accuracy, callbacks):
+                    break
+                if checkpoint and t % checkpoint_every == 0:
+                    save_checkpoint(checkpoint, state)
+        finally:
+            bar.close()
     if checkpoint:
-        save_checkpoint(checkpoint, w, history)
-    return w, history
+        save_checkpoint(checkpoint, state)
+    return state.w, state.history
 
 
-def _engine(algorithm, data, seed, workers):
-    """The engine ``run`` owns: in this process, or ``workers`` worker processes."""
-    if check_int("workers", workers, minimum=1) == 1:
-        return SequentialEngine(algorithm, data, seed)
-    return ProcessEngine(algorithm, data, seed, workers)
+def _engine(data, engine, workers):
+    """The engine to use, as a context: one ``run`` owns (and closes), or the caller's."""
+    workers = check_int("workers", workers, minimum=1)
+    if engine is not None:
+        if workers != 1:
+            raise ValueError("give either engine or workers, not both.")
+        if engine.data is not data:
+            raise ValueError("engine was made for another FederatedDataset than data.")
+        return nullcontext(engine)  # closed by the caller
+    return SequentialEngine(data) if workers == 1 else ProcessEngine(data, workers)
 
 
-def _round(algorithm, data, engine, w, t, config, history):
-    """One round ``t`` (``t = 0`` only evaluates the initial model)."""
+def _round(job, engine, state: RunState, t: int, data, config) -> dict:
+    """Round ``t`` (``t = 0`` only evaluates ``w_0``): updates ``state``, returns its record."""
+    algorithm, protocol, seed = job
     start = time.perf_counter()
     record = {"round": t, "clients": [], "bytes_up": 0, "bytes_down": 0}
     S = np.arange(0)  # round 0 only evaluates w_0
@@ -170,38 +175,60 @@ def _round(algorithm, data, engine, w, t, config, history):
             data.K, c["fraction"], c["seed"], t, c["sampling"], data.n_k, c["availability"]
         )
     if len(S):  # no client online: w stays as it is
-        M = engine.run_clients(w, t, S)  # (m, d): one message per sampled client
-        _check_finite(M, "a client update", t, history, w, S)
-        w_next = algorithm.server_update(w, M, data.n_k[S]).astype(w.dtype, copy=False)
-        _check_finite(w_next, "the server update", t, history, w)
-        record.update(clients=S.tolist(), bytes_up=int(M.nbytes), bytes_down=len(S) * w.nbytes)
-        w = w_next
+        w, history = state.w, state.history
+        rows = state.clients.get(algorithm, S, w) if protocol.client_fields else None
+        down = {f: state.server[f] for f in protocol.down}
+        with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
+            M, rows = engine.run_clients(job, w, t, S, down, rows)
+            _check_finite(M, "a client update", t, history, w, S)
+            available = {"n_S": data.n_k[S], "S": S, "t": t, "K": data.K, "n_k": data.n_k,
+                         "C": config["fraction"], "rng": server_rng(seed, t)}  # fmt: skip
+            w_next, server = run_server(algorithm, protocol, w, M, available, state.server)
+        w_next = np.asarray(w_next).astype(w.dtype, copy=False)
+        _check_finite({"w": w_next}, "the server update", t, history, w)
+        state.w, state.server = w_next, as_arrays(server)
+        if rows is not None:
+            state.clients.put(S, rows)
+        record.update(
+            clients=S.tolist(),
+            bytes_up=sum(int(v.nbytes) for v in M.values()),
+            bytes_down=len(S) * (w.nbytes + protocol.down_bytes(down)),
+        )
+    record.update({f: v.item() for f, v in state.server.items() if v.ndim == 0})
     record["seconds"] = time.perf_counter() - start
-    if t % config["eval_every"] == 0 or t == config["rounds"]:
-        start = time.perf_counter()
-        record.update(dict.fromkeys(METRICS + PER_CLIENT))
-        record.update(evaluate(algorithm.model, w, data, train=config["eval_train"]))
-        loss = record["train_loss"] if config["eval_train"] else record["test_loss"]
-        if not np.isfinite(loss):
-            raise DivergenceError(
-                f"round {t}: the loss is {loss}; lower the learning rate (lr={algorithm.lr}).",
-                t,
-                history,
-                w,
-            )
-        record["eval_seconds"] = time.perf_counter() - start
-    else:
-        record.update(dict.fromkeys(METRICS + PER_CLIENT), eval_seconds=0.0)
-    return w, record
+    record.update(_evaluate(algorithm, state, t, data, config))
+    state.history.rounds.append(record)
+    return record
 
 
-def _check_finite(v, what, t, history, w, S=None):
-    if np.isfinite(v).all():
+def _evaluate(algorithm, state: RunState, t: int, data, config) -> dict:
+    """The metrics of ``w`` on evaluation rounds, ``None`` for each elsewhere."""
+    record = dict.fromkeys(METRICS + PER_CLIENT)
+    if t % config["eval_every"] and t != config["rounds"]:
+        return {**record, "eval_seconds": 0.0}
+    start = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):
+        record.update(evaluate(algorithm.model, state.w, data, train=config["eval_train"]))
+    loss = record["train_loss"] if config["eval_train"] else record["test_loss"]
+    if not np.isfinite(loss):
+        raise DivergenceError(
+            f"round {t}: the loss is {loss}; lower the learning rate (lr={algorithm.lr}).",
+            t,
+            state.history,
+            state.w,
+        )
+    return {**record, "eval_seconds": time.perf_counter() - start}
+
+
+def _check_finite(M: dict, what, t, history, w, S=None):
+    """Raise a :class:`DivergenceError` if a float array of ``M`` holds NaN or inf."""
+    bad = np.zeros(len(S) if S is not None else 1, dtype=bool)
+    for v in M.values():
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            bad |= ~np.isfinite(v).reshape(len(bad), -1).all(axis=1)
+    if not bad.any():
         return
-    who = ""
-    if S is not None:
-        bad = S[~np.isfinite(v).all(axis=1)]
-        who = f" (clients {bad.tolist()})"
+    who = "" if S is None else f" (clients {S[bad].tolist()})"
     raise DivergenceError(
         f"round {t}: {what}{who} produced NaN or inf; the learning rate is probably too large.",
         t,
@@ -210,36 +237,52 @@ def _check_finite(v, what, t, history, w, S=None):
     )
 
 
-def _should_stop(record, w, history, target_accuracy, callbacks) -> bool:
-    stop_by_callback = any([bool(cb(record, w)) for cb in callbacks])
+def _should_stop(record, state: RunState, target_accuracy, callbacks) -> bool:
+    stop_by_callback = any([bool(cb(record, state.w)) for cb in callbacks])
     acc = record.get("test_accuracy")
     if target_accuracy is not None and acc is not None and acc >= target_accuracy:
-        history.stopped = "target"
+        state.history.stopped = "target"
         return True
     if stop_by_callback:
-        history.stopped = "callback"
+        state.history.stopped = "callback"
     return stop_by_callback
 
 
 def _start(algorithm, data, config, w0, checkpoint):
-    """Fresh ``(w_0, empty history)``, or the state saved in an existing checkpoint."""
+    """``(RunState, protocol)``: fresh at round 0, or the state saved in a checkpoint."""
     if checkpoint and Path(checkpoint).exists():
-        w, history = load_checkpoint(checkpoint)
-        saved = {k: v for k, v in history.config.items() if k != "rounds"}
+        state = load_checkpoint(checkpoint)
+        saved = {k: v for k, v in state.history.config.items() if k != "rounds"}
         if saved != {k: v for k, v in config.items() if k != "rounds"}:
             raise ValueError(
                 f"checkpoint {checkpoint} belongs to a different run ({saved}); "
                 "delete it or choose another path."
             )
-        history.config["rounds"] = config["rounds"]
-        history.stopped = None
-        return w, history
-    model = algorithm.model
+        state.history.config["rounds"] = config["rounds"]
+        state.history.stopped = None
+        protocol, _ = check_algorithm(algorithm, state.w)
+        return state, protocol
     if w0 is None:
-        w = model.init(derived_rng(config["seed"], INIT), dtype=data.X.dtype)
+        w = algorithm.model.init(derived_rng(config["seed"], INIT), dtype=data.X.dtype)
     else:
-        w = model.check_params(w0, "w0").astype(data.X.dtype)  # a copy: w0 stays untouched
-    return w, History(config)
+        w = algorithm.model.check_params(w0, "w0").astype(data.X.dtype)  # a copy
+    protocol, server = check_algorithm(algorithm, w)
+    clash = set(server) & {*RECORD, *METRICS, *PER_CLIENT}
+    if clash:
+        raise TypeError(f"server-state fields {sorted(clash)} clash with the history's fields.")
+    return RunState(w, History(config), as_arrays(server)), protocol
+
+
+def _check_sampling(data, eval_train, sampling, availability) -> dict:
+    if not eval_train and data.y_test is None:
+        raise ValueError("eval_train=False needs a test set: give the FederatedDataset X_test.")
+    if sampling not in SCHEMES:
+        raise ValueError(f"sampling must be one of {SCHEMES}, got {sampling!r}.")
+    availability = check_availability(availability, data.K)
+    return {
+        "sampling": sampling,
+        "availability": None if availability is None else availability.tolist(),
+    }
 
 
 def _check_run(algorithm, data, rounds, fraction, seed, eval_every, target_accuracy) -> dict:

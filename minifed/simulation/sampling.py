@@ -1,9 +1,7 @@
-"""Client sampling and the per-(seed, round, client) random generators.
+"""Client sampling: which ``m = max(round(C K), 1)`` clients take part in round ``t``.
 
-Every random choice of a run flows from the user's one seed. Round ``t``'s sample of clients is
-drawn from ``rng(seed, SAMPLING, t)`` and client ``k``'s local randomness in round ``t`` from
-``rng(seed, CLIENT, t, k)``, so results do not depend on the order in which clients run nor on
-how many worker processes run them.
+Round ``t``'s sample is drawn from its own generator ``rng(seed, SAMPLING, t)``
+(:mod:`minifed.seeding`), so it does not depend on anything else the run draws.
 """
 
 from __future__ import annotations
@@ -11,13 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from minifed._checks import check_fraction, check_int
-
-INIT, SAMPLING, CLIENT, DATA = 0, 1, 2, 3  # purposes, so that no two streams share a seed
-
-
-def derived_rng(seed: int, *keys: int) -> np.random.Generator:
-    """The generator for one purpose of a run: ``default_rng([seed, *keys])``."""
-    return np.random.default_rng([seed, *keys])
+from minifed.seeding import SAMPLING, derived_rng
 
 
 def clients_per_round(K: int, C: float) -> int:
@@ -68,8 +60,3 @@ def check_availability(availability, K: int) -> np.ndarray | None:
     if a.shape != (K,) or not np.all((a >= 0) & (a <= 1)):
         raise ValueError(f"availability must hold {K} probabilities in [0, 1], one per client.")
     return a
-
-
-def client_rng(seed: int, t: int, k: int) -> np.random.Generator:
-    """Client ``k``'s generator in round ``t`` (minibatch order, local noise)."""
-    return derived_rng(seed, CLIENT, t, int(k))
