@@ -1,5 +1,6 @@
 """The command line: the demo, ``run`` with its JSON and figure, and one-line errors."""
 
+import inspect
 import json
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
+from minifed.algorithms import ALGORITHMS
 from minifed.cli import main
 
 
@@ -130,12 +132,48 @@ def test_run_stops_at_target_accuracy(tmp_path):
         (["run", "--partition", "bogus"], "partition"),
         (["run", "--model", "resnet"], "model"),
         (["run", "--dataset", "blobs", "--model", "cnn"], "cnn"),
+        (["run", "--algorithm", "fedsgd", "--epochs", "2"], "--epochs does not apply to fedsgd"),
+        (["run", "--algorithm", "fedavg", "--mu", "0.1"], "--mu does not apply to fedavg"),
+        (["run", "--algorithm", "fedadagrad", "--beta2", "0.9"], "--beta2 does not apply"),
+        (["run", "--algorithm", "fedprox", "--mu", "-1"], "mu"),
+        (["run", "--algorithm", "scaffold", "--option", "III"], "option"),
+        (["run", "--algorithm", "fedadam", "--tau", "0"], "tau"),
+        (["run", "--algorithm", "fedadmm"], "fedadmm needs --rho"),
     ],
 )
 def test_bad_settings_exit_2_with_one_line(argv, message, capsys):
     assert main([*argv, "--rounds", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
+
+
+def test_help_lists_each_algorithm_with_its_settings(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = capsys.readouterr().out
+    for name, cls in ALGORITHMS.items():
+        line = next(line for line in text.splitlines() if line.split()[:1] == [name])
+        for setting in inspect.signature(cls).parameters:
+            assert setting == "model" or setting in line, (name, setting)
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "flags", "config"),
+    [
+        ("fedprox", ["--mu", "0.5", "--stragglers", "0.5", "--epochs", "2"], {"mu": 0.5}),
+        ("scaffold", ["--server-lr", "0.5", "--option", "I"], {"server_lr": 0.5, "option": "I"}),
+        ("fedadam", ["--beta2", "0.9", "--tau", "0.01"], {"beta2": 0.9, "tau": 0.01}),
+        ("fedavgm", ["--momentum", "0.5"], {"momentum": 0.5, "server_lr": 1.0}),
+        ("fedadmm", ["--rho", "2", "--epochs", "2"], {"rho": 2.0, "epochs": 2}),
+    ],
+)
+def test_each_algorithm_runs_with_its_own_flags(tmp_path, algorithm, flags, config):
+    out = tmp_path / "h.json"
+    argv = ["run", "--algorithm", algorithm, "--dataset", "blobs", "--clients", "6", "--rounds",
+            "2", "--batch-size", "20", "--lr", "0.05", *flags, "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    saved = json.loads(out.read_text())["config"]
+    assert saved["algorithm"] == algorithm and config.items() <= saved.items()
 
 
 def test_missing_data_exits_2_with_where_it_looked(tmp_path, monkeypatch, capsys):

@@ -14,7 +14,18 @@ import numpy as np
 import pytest
 from conftest import blobs_federation
 
-from minifed.algorithms import ALGORITHMS, FedAvg, FedSGD
+from minifed.algorithms import (
+    ALGORITHMS,
+    SCAFFOLD,
+    FedADMM,
+    FedAdagrad,
+    FedAdam,
+    FedAvg,
+    FedAvgM,
+    FedProx,
+    FedSGD,
+    FedYogi,
+)
 from minifed.models import SoftmaxRegression
 from minifed.simulation import load_checkpoint, run
 from minifed.simulation.protocol import check_algorithm
@@ -25,6 +36,13 @@ LOCAL = {"lr": 0.1, "epochs": 2, "batch_size": 8}
 FACTORIES = {  # name -> algorithm on a model, with settings that exercise its state
     "fedsgd": lambda model: FedSGD(model, lr=0.3),
     "fedavg": lambda model: FedAvg(model, **LOCAL),
+    "fedprox": lambda model: FedProx(model, **LOCAL, mu=0.1, stragglers=0.5),
+    "scaffold": lambda model: SCAFFOLD(model, **LOCAL, server_lr=0.7),
+    "fedavgm": lambda model: FedAvgM(model, **LOCAL, momentum=0.5),
+    "fedadagrad": lambda model: FedAdagrad(model, **LOCAL, server_lr=0.1),
+    "fedadam": lambda model: FedAdam(model, **LOCAL, server_lr=0.1),
+    "fedyogi": lambda model: FedYogi(model, **LOCAL, server_lr=0.1),
+    "fedadmm": lambda model: FedADMM(model, **LOCAL, rho=1.0),
 }
 RUN = {"fraction": 0.3, "seed": 3, "eval_every": 2}
 

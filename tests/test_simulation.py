@@ -264,3 +264,14 @@ def test_run_rejects_wrong_types(fed, algorithm):
         run(algorithm, (fed.X, fed.y), 1)
     with pytest.raises(TypeError, match="algorithm"):
         run("fedavg", fed, 1)
+
+
+def test_a_checkpoint_of_the_first_format_still_resumes(tmp_path, fed, algorithm):
+    """Before algorithms had state, a checkpoint held ``w`` and the history as one string."""
+    path = tmp_path / "old.npz"
+    w, history = run(algorithm, fed, 2, fraction=0.3, seed=5)
+    np.savez(path, w=w, history=np.array(history.to_json()))
+    w_resumed, resumed = run(algorithm, fed, 4, fraction=0.3, seed=5, checkpoint=path)
+    w_full, full = run(algorithm, fed, 4, fraction=0.3, seed=5)
+    np.testing.assert_array_equal(w_resumed, w_full)
+    assert without_wall_clock(resumed) == without_wall_clock(full)

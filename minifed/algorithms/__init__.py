@@ -1,9 +1,31 @@
 """Federated algorithms, one module each, reading like the papers' pseudo-code."""
 
+from minifed.algorithms.admm import FedADMM
 from minifed.algorithms.base import Algorithm, aggregate, minibatches
 from minifed.algorithms.fedavg import FedAvg
+from minifed.algorithms.fedopt import FedAdagrad, FedAdam, FedAvgM, FedOpt, FedYogi
+from minifed.algorithms.fedprox import FedProx
 from minifed.algorithms.fedsgd import FedSGD
+from minifed.algorithms.scaffold import SCAFFOLD
 
-ALGORITHMS = {"fedsgd": FedSGD, "fedavg": FedAvg}
+ALGORITHMS = {
+    cls.name: cls
+    for cls in (FedSGD, FedAvg, FedProx, SCAFFOLD, FedAvgM, FedAdagrad, FedAdam, FedYogi, FedADMM)
+}
 
-__all__ = ["ALGORITHMS", "Algorithm", "FedAvg", "FedSGD", "aggregate", "minibatches"]
+__all__ = [
+    "ALGORITHMS",
+    "SCAFFOLD",
+    "Algorithm",
+    "FedADMM",
+    "FedAdagrad",
+    "FedAdam",
+    "FedAvg",
+    "FedAvgM",
+    "FedOpt",
+    "FedProx",
+    "FedSGD",
+    "FedYogi",
+    "aggregate",
+    "minibatches",
+]

@@ -51,7 +51,10 @@ def load_checkpoint(path) -> RunState:
     try:
         with np.load(Path(path), allow_pickle=False) as f:
             arrays = {name: f[name] for name in f.files}
-        history = History.from_dict(json.loads(arrays.pop("history").tobytes()))
+        text = arrays.pop("history")  # UTF-8 bytes; a 0-d string in checkpoints before v2
+        history = History.from_dict(
+            json.loads(str(text) if text.dtype.kind == "U" else text.tobytes())
+        )
     except (OSError, KeyError, ValueError, EOFError) as error:
         message = f"checkpoint {path} is not a readable minifed checkpoint: {error}"
         raise ValueError(message) from error
