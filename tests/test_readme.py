@@ -19,13 +19,17 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 def test_readme_code_example_runs(tmp_path, monkeypatch):
     require_dataset("fashion-mnist")
-    code = README.split("## In code", 1)[1].split("```python", 1)[1].split("```", 1)[0]
-    code = re.sub(r"rounds=\d+", "rounds=1", code)  # the same code, one round
+    section = README.split("## In code", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```python")[1:]]
+    assert len(blocks) == 2  # FedAvg, then SCAFFOLD with workers and a checkpoint
     monkeypatch.chdir(tmp_path)
     namespace = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    assert namespace["history"].rounds[-1]["round"] == 1
-    assert (tmp_path / "fedavg.json").exists()
+    for code in blocks:
+        code = re.sub(r"rounds=\d+", "rounds=1", code)  # the same code, one round
+        exec(compile(code, "README.md", "exec"), namespace)
+        assert namespace["history"].rounds[-1]["round"] == 1
+    assert (tmp_path / "fedavg.json").exists() and (tmp_path / "scaffold.npz").exists()
+    assert namespace["history"].config["algorithm"] == "scaffold"
 
 
 def test_reproduction_table_matches_the_recorded_histories():
