@@ -2,8 +2,11 @@
 
 import inspect
 import json
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -233,3 +236,114 @@ def test_demo_falls_back_to_synthetic_without_fashion_mnist(monkeypatch):
     runs, target, data = minifed.demo.demo_runs("auto")
     assert data.name.startswith("synthetic") and set(runs) == {"FedSGD", "FedAvg (E=5, B=50)"}
     assert target == minifed.demo.SETTINGS["synthetic"][3]
+
+
+# ----- a run never loses its work: checks before work, history kept on every exit -----
+
+BLOBS = ["run", "--dataset", "blobs", "--clients", "6", "--fraction", "0.5", "--batch-size", "20"]
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Fail the test if a command loads data: its flags should have been refused first."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("data were loaded before the flags were checked")
+
+    monkeypatch.setattr("minifed.cli.load_federation", refuse)
+
+
+def one_line_error(capsys, *words):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word in err, (word, err)
+    return err
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--target-accuracy", "1.5"], ["--target-accuracy"]),
+        (["--workers", "0"], ["workers"]),
+        (["--seed", "-1"], ["seed"]),
+        (["--model", "linreg"], ["--model linreg", "class labels"]),
+        (["--dataset", "linreg", "--model", "softmax"], ["real-valued targets", "linreg"]),
+    ],
+)
+def test_flags_are_checked_before_any_data_is_loaded(no_data, capsys, flags, words):
+    assert main([*BLOBS, *flags]) == 2
+    one_line_error(capsys, *words)
+
+
+@pytest.mark.parametrize("flag", ["--out", "--plot", "--checkpoint"])
+def test_output_paths_are_checked_before_training(tmp_path, no_data, capsys, flag):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    assert main([*BLOBS, flag, str(a_file / "h.json")]) == 2  # parent is a file
+    one_line_error(capsys, flag, "is a file, not a folder")
+    assert main([*BLOBS, flag, str(tmp_path)]) == 2  # an existing folder
+    one_line_error(capsys, flag, "is a folder")
+
+
+def test_an_unwritable_output_folder_is_refused(tmp_path, no_data, monkeypatch, capsys):
+    monkeypatch.setattr("os.access", lambda path, mode: False)  # root can write anywhere
+    assert main([*BLOBS, "--out", str(tmp_path / "h.json")]) == 2
+    one_line_error(capsys, "--out", "not writable")
+    assert main(["demo", "--out", str(tmp_path / "d.png")]) == 2
+    one_line_error(capsys, "--out", "not writable")
+
+
+def test_workers_beyond_the_clients_per_round_are_capped_with_a_note(tmp_path, capsys):
+    assert main([*BLOBS, "--rounds", "1", "--workers", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --workers 8 capped at" in out
+    assert re.search(r"round 1: test accuracy \d\.\d{4}, test loss \d+\.\d{4}$", out.strip())
+
+
+def test_divergence_exits_1_and_keeps_the_finished_rounds(tmp_path, capsys):
+    out = tmp_path / "h.json"
+    argv = ["run", "--dataset", "linreg", "--model", "linreg", "--clients", "4", "--lr", "5",
+            "--epochs", "3", "--rounds", "30", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 1
+    err = one_line_error(capsys, "lower the learning rate", "finished rounds is in", str(out))
+    n = int(re.search(r"its (\d+) finished rounds", err).group(1))
+    assert len(json.loads(out.read_text())["rounds"]) == n >= 1
+
+
+def test_ctrl_c_exits_130_in_one_line_with_the_history_written(tmp_path, monkeypatch, capsys):
+    import minifed.cli
+
+    real_run = minifed.cli.run
+
+    def interrupted_run(*args, **kwargs):
+        def ctrl_c(record, w):
+            if record["round"] == 2:
+                raise KeyboardInterrupt
+
+        return real_run(*args, callbacks=[ctrl_c], **kwargs)
+
+    monkeypatch.setattr(minifed.cli, "run", interrupted_run)
+    out, ckpt = tmp_path / "h.json", tmp_path / "c.npz"
+    argv = [*BLOBS, "--rounds", "9", "--out", str(out), "--checkpoint", str(ckpt)]
+    assert main(argv) == 130
+    one_line_error(capsys, "interrupted", "3 finished rounds")
+    assert len(json.loads(out.read_text())["rounds"]) == 3
+    monkeypatch.setattr(minifed.cli, "run", real_run)
+    assert main(argv) == 0  # the same command resumes from the checkpoint
+    assert len(json.loads(out.read_text())["rounds"]) == 10
+
+
+def test_a_real_sigint_ends_the_command_with_130(tmp_path):
+    out = tmp_path / "h.json"
+    argv = [*BLOBS, "--rounds", "100000", "--eval-every", "1000", "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, "-m", "minifed", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc.stdout.readline()  # the data set line: the run is about to start
+    proc.stdout.readline()
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert len(err.strip().splitlines()) == 1 and "interrupted" in err and str(out) in err
+    assert len(json.loads(out.read_text())["rounds"]) > 1

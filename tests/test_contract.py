@@ -112,7 +112,7 @@ def test_resume_equals_the_uninterrupted_run(algorithm, fed, reference, tmp_path
 
     with pytest.raises(KeyboardInterrupt):
         run(algorithm, fed, 6, checkpoint=path, checkpoint_every=2, callbacks=[interrupt], **RUN)
-    assert len(load_checkpoint(path).history) == 5  # the checkpoint of round 4
+    assert len(load_checkpoint(path).history) == 6  # saved as the error stopped round 5
     assert_same_run(run(algorithm, fed, 6, checkpoint=path, checkpoint_every=2, **RUN), reference)
 
 

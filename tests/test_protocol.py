@@ -83,7 +83,7 @@ def test_same_result_with_workers_after_resume_and_with_a_reused_object(tmp_path
         run(drifting, fed, 6, checkpoint=path, checkpoint_every=3, workers=2,
             callbacks=[interrupt_at(5)], **kwargs)  # fmt: skip
     saved = load_checkpoint(path)
-    assert len(saved.history) == 4  # rounds 0..3
+    assert len(saved.history) == 6  # rounds 0..5: saved as the error stopped the run
     assert sorted(saved.server) == ["c", "rounds_seen"] and len(saved.clients) > 0
     w3, h3 = run(drifting, fed, 6, checkpoint=path, checkpoint_every=3, **kwargs)
     for w, h in [(w2, h2), (w_again, h_again), (w3, h3)]:

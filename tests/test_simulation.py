@@ -11,6 +11,7 @@ from minifed.algorithms import FedAvg, FedSGD
 from minifed.dataset import FederatedDataset
 from minifed.models import LinearRegression, SoftmaxRegression
 from minifed.simulation import (
+    CheckpointError,
     ClientError,
     DivergenceError,
     History,
@@ -159,18 +160,97 @@ def test_checkpoint_resume_is_bit_for_bit(tmp_path, fed, algorithm):
             callbacks=[interrupt],
         )
     saved = load_checkpoint(path).history
-    assert len(saved) == 5  # rounds 0..4: the checkpoint of round 4
+    assert len(saved) == 6  # rounds 0..5: saved as the error stopped the run
     w, resumed = run(algorithm, fed, 7, fraction=0.3, seed=5, checkpoint=path, checkpoint_every=2)
     w_full, _ = run(algorithm, fed, 7, fraction=0.3, seed=5)
     np.testing.assert_array_equal(w, w_full)
     assert without_wall_clock(resumed) == without_wall_clock(full)
 
 
-def test_checkpoint_of_another_run_is_refused(tmp_path, fed, algorithm):
+def test_checkpoint_of_another_run_is_refused_with_the_settings_that_differ(
+    tmp_path, fed, algorithm
+):
     path = tmp_path / "run.npz"
     run(algorithm, fed, 2, fraction=0.3, seed=5, checkpoint=path)
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(CheckpointError, match=r"another run \(seed=5 there, 6 now\)"):
         run(algorithm, fed, 2, fraction=0.3, seed=6, checkpoint=path)
+    other = FedAvg(SoftmaxRegression(4, 3), lr=0.2, epochs=2, batch_size=8)
+    with pytest.raises(CheckpointError, match=r"lr=0.1 there, 0.2 now"):
+        run(other, fed, 2, fraction=0.3, seed=5, checkpoint=path)
+
+
+def test_settings_that_do_not_change_the_result_do_not_block_a_resume(tmp_path, fed, algorithm):
+    path = tmp_path / "run.npz"
+    run(algorithm, fed, 2, fraction=0.3, seed=5, checkpoint=path, checkpoint_every=1)
+    _, history = run(algorithm, fed, 4, fraction=0.3, seed=5, checkpoint=path,
+                     checkpoint_every=3, eval_train=False, target_accuracy=0.999)  # fmt: skip
+    assert len(history) == 5 and history.config["checkpoint_every"] == 3
+    assert history.rounds[1]["train_loss"] is not None and history.rounds[4]["train_loss"] is None
+
+
+def test_checkpoint_made_on_other_data_is_refused(tmp_path, fed, algorithm):
+    path = tmp_path / "run.npz"
+    run(algorithm, fed, 2, fraction=0.3, seed=5, checkpoint=path)
+    same_shape = blobs_federation(seed=1)  # same name, K, n and shapes; other values
+    with pytest.raises(CheckpointError, match=r"other data than 'blobs'"):
+        run(algorithm, same_shape, 4, fraction=0.3, seed=5, checkpoint=path)
+
+
+def test_resuming_with_fewer_rounds_than_recorded_is_refused(tmp_path, fed, algorithm):
+    path = tmp_path / "run.npz"
+    run(algorithm, fed, 5, fraction=0.3, checkpoint=path)
+    with pytest.raises(CheckpointError, match=r"already holds 5 rounds.*at least 5"):
+        run(algorithm, fed, 3, fraction=0.3, checkpoint=path)
+    _, history = run(algorithm, fed, 5, fraction=0.3, checkpoint=path)  # nothing left to do
+    assert len(history) == 6
+
+
+@pytest.mark.parametrize(
+    ("content", "what"),
+    [(b"", "is empty"), (b"not a checkpoint at all", "damaged"), (None, "damaged")],
+)
+def test_an_unreadable_checkpoint_is_refused_in_one_sentence(
+    tmp_path, fed, algorithm, content, what
+):
+    path = tmp_path / "run.npz"
+    run(algorithm, fed, 2, fraction=0.3, checkpoint=path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] if content is None else content)  # None: truncated
+    with pytest.raises(CheckpointError, match=what) as info:
+        run(algorithm, fed, 4, fraction=0.3, checkpoint=path)
+    message = str(info.value)
+    assert str(path) in message and "pickle" not in message and "\n" not in message
+
+
+def test_checkpoint_writes_only_the_new_rounds_and_drops_unsaved_ones(tmp_path, fed, algorithm):
+    """The history is appended to ``path.rounds.jsonl``; the state file does not grow."""
+    path = tmp_path / "run.npz"
+    log = tmp_path / "run.npz.rounds.jsonl"
+    run(algorithm, fed, 4, fraction=0.3, checkpoint=path)
+    size_4 = path.stat().st_size
+    run(algorithm, fed, 40, fraction=0.3, checkpoint=path, checkpoint_every=7)
+    assert path.stat().st_size - size_4 < 8  # w and the config: a digit more after 40 rounds
+    assert len(log.read_text().splitlines()) == 41
+    with open(log, "a") as f:
+        f.write('{"round": 41, "clients": [1')  # a round written after the checkpoint, cut short
+    _, history = run(algorithm, fed, 42, fraction=0.3, checkpoint=path)
+    _, full = run(algorithm, fed, 42, fraction=0.3)
+    assert without_wall_clock(history) == without_wall_clock(full)
+    assert len(log.read_text().splitlines()) == 43
+
+
+def test_an_error_keeps_the_history_and_saves_the_checkpoint(tmp_path, fed, algorithm):
+    path = tmp_path / "run.npz"
+
+    def fail(record, w):
+        if record["round"] == 3:
+            raise RuntimeError("a bug in a callback")
+
+    with pytest.raises(RuntimeError, match="a bug") as info:
+        run(algorithm, fed, 10, fraction=0.3, checkpoint=path, checkpoint_every=100,
+            callbacks=[fail])  # fmt: skip
+    assert len(info.value.history) == 4 and info.value.w.shape == (15,)
+    assert len(load_checkpoint(path).history) == 4  # saved although checkpoint_every=100
 
 
 @pytest.mark.filterwarnings("error")  # a clear DivergenceError, no overflow warnings before it

@@ -1,7 +1,7 @@
 """Simulating federated training on one machine: the round loop and what it records."""
 
 from minifed.seeding import client_rng, server_rng
-from minifed.simulation.checkpoint import RunState, load_checkpoint, save_checkpoint
+from minifed.simulation.checkpoint import CheckpointError, RunState, load_checkpoint
 from minifed.simulation.engine import ClientError, SequentialEngine
 from minifed.simulation.evaluate import evaluate
 from minifed.simulation.history import History
@@ -11,6 +11,7 @@ from minifed.simulation.sampling import clients_per_round, sample_clients
 from minifed.simulation.state import ClientStates
 
 __all__ = [
+    "CheckpointError",
     "ClientError",
     "ClientStates",
     "DivergenceError",
@@ -25,6 +26,5 @@ __all__ = [
     "load_checkpoint",
     "run",
     "sample_clients",
-    "save_checkpoint",
     "server_rng",
 ]

@@ -1,16 +1,22 @@
-"""Checkpoints: everything a run needs to go on, written atomically.
+"""Checkpoints: everything a run needs to go on, written so that no crash can corrupt them.
 
 A run's state after round ``t`` is the global ``w``, the algorithm's server state, the state of
 every client that has taken part, and the history. Every random choice is derived from
-``(seed, purpose, round, client)``, so resuming from ``RunState`` replays exactly what the
+``(seed, purpose, round, client)``, so resuming from this state replays exactly what the
 uninterrupted run does, bit for bit.
 
-The file is an ``.npz`` (no pickles): ``w``, ``server/<field>``, ``clients/ids`` and
-``clients/<field>`` (the touched clients' rows stacked), and the history's JSON as bytes.
+Two files, so that the cost of a checkpoint does not grow with the run:
+
+- ``path`` (an ``.npz``, no pickles), rewritten atomically (temporary file, then rename): ``w``,
+  ``server/<field>``, ``clients/ids`` and ``clients/<field>`` (the touched clients' rows
+  stacked), the run's config, the number ``R`` of rounds recorded, and a fingerprint of the data;
+- ``path.rounds.jsonl``: the history, one JSON line per round, only appended to. Lines after the
+  first ``R`` (written after the last checkpoint, or cut short by a crash) are dropped on resume.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -18,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from minifed.simulation.history import History
+from minifed.simulation.history import History, json_safe
 from minifed.simulation.state import ClientStates
+
+FORMAT = 2  # 1: w and the whole history as one string (minifed 0.1); 2: this module
 
 
 @dataclass
@@ -32,33 +40,105 @@ class RunState:
     clients: ClientStates = field(default_factory=ClientStates)
 
 
-def save_checkpoint(path, state: RunState) -> Path:
-    """Write ``state`` to ``path`` (``.npz``) via a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {"w": state.w, "history": np.frombuffer(state.history.to_json().encode(), np.uint8)}
-    arrays.update({f"server/{f}": np.asarray(v) for f, v in state.server.items()})
-    arrays.update({f"clients/{f}": v for f, v in state.clients.to_arrays().items()})
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-    os.replace(tmp, path)
-    return path
+def fingerprint(data) -> str:
+    """A BLAKE2 digest of a federation's arrays (clients' ``X``, ``y``, sizes, test set): a
+    checkpoint made on other data with the same name and sizes is then recognised."""
+    digest = hashlib.blake2b(digest_size=16)
+    for a in (data.X, data.y, data.offsets, data.X_test, data.y_test):
+        a = np.ascontiguousarray(a if a is not None else np.empty(0))
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.data)
+    return digest.hexdigest()
+
+
+class Checkpoint:
+    """The checkpoint files of one run: :meth:`save` after rounds, :meth:`load` to resume."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.log = self.path.with_name(self.path.name + ".rounds.jsonl")
+        self.written = 0  # history rounds already in the log
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def save(self, state: RunState, data_fingerprint: str) -> Path:
+        """Append the new rounds to the log, then replace the state file atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        rounds = state.history.rounds
+        with open(self.log, "ab" if self.written else "wb") as f:
+            for record in rounds[self.written :]:
+                f.write(json.dumps(json_safe(record), allow_nan=False).encode() + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self.written = len(rounds)
+        meta = {"format": FORMAT, "rounds": self.written, "fingerprint": data_fingerprint,
+                "config": state.history.config, "stopped": state.history.stopped}  # fmt: skip
+        arrays = {"w": state.w, "meta": _text(json.dumps(json_safe(meta)))}
+        arrays.update({f"server/{f}": np.asarray(v) for f, v in state.server.items()})
+        arrays.update({f"clients/{f}": v for f, v in state.clients.to_arrays().items()})
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+        return self.path
+
+    def load(self) -> tuple[RunState, str | None]:
+        """``(state, data fingerprint)``; the fingerprint is ``None`` in a format-1 file."""
+        arrays = self._arrays()
+        if "history" in arrays:  # format 1: the whole history as one string
+            history = History.from_dict(json.loads(str(arrays["history"])))
+            return RunState(arrays["w"], history), None
+        meta = json.loads(arrays.pop("meta").tobytes())
+        history = History(meta["config"], self._rounds(meta["rounds"]), meta["stopped"])
+        server = {k[7:]: v for k, v in arrays.items() if k.startswith("server/")}
+        clients = {k[8:]: v for k, v in arrays.items() if k.startswith("clients/")}
+        clients = ClientStates.from_arrays(clients) if clients else ClientStates()
+        return RunState(arrays["w"], history, server, clients), meta["fingerprint"]
+
+    def _arrays(self) -> dict:
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                arrays = {name: f[name] for name in f.files}
+            if "w" not in arrays or not ({"meta", "history"} & set(arrays)):
+                raise KeyError("w")
+            return arrays
+        except Exception as error:  # empty, truncated, another kind of file
+            what = "is empty" if self.path.stat().st_size == 0 else "is damaged or not one"
+            raise CheckpointError(
+                f"checkpoint {self.path} {what} of minifed's checkpoints; delete it, or give "
+                "another --checkpoint path, to start afresh."
+            ) from error
+
+    def _rounds(self, R: int) -> list[dict]:
+        """The first ``R`` lines of the log; later ones are cut off the file."""
+        rounds, end = [], 0
+        try:
+            with open(self.log, "rb") as f:
+                for _ in range(R):
+                    line = f.readline()
+                    rounds.append(json.loads(line))
+                    end += len(line)
+        except (OSError, ValueError) as error:
+            raise CheckpointError(
+                f"checkpoint {self.path} records {R} rounds, but its history {self.log} holds "
+                f"only {len(rounds)} readable ones; delete both files to start afresh."
+            ) from error
+        os.truncate(self.log, end)
+        self.written = R
+        return rounds
 
 
 def load_checkpoint(path) -> RunState:
-    """Read the :class:`RunState` written by :func:`save_checkpoint`."""
-    try:
-        with np.load(Path(path), allow_pickle=False) as f:
-            arrays = {name: f[name] for name in f.files}
-        text = arrays.pop("history")  # UTF-8 bytes; a 0-d string in checkpoints before v2
-        history = History.from_dict(
-            json.loads(str(text) if text.dtype.kind == "U" else text.tobytes())
-        )
-    except (OSError, KeyError, ValueError, EOFError) as error:
-        message = f"checkpoint {path} is not a readable minifed checkpoint: {error}"
-        raise ValueError(message) from error
-    server = {k.removeprefix("server/"): v for k, v in arrays.items() if k.startswith("server/")}
-    clients = {k.removeprefix("clients/"): v for k, v in arrays.items() if k.startswith("clients/")}
-    clients = ClientStates.from_arrays(clients) if clients else ClientStates()
-    return RunState(arrays["w"], history, server, clients)
+    """The :class:`RunState` saved at ``path`` (to inspect a checkpoint; ``run`` resumes it)."""
+    return Checkpoint(path).load()[0]
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, or made by another run or on other data."""
+
+
+def _text(s: str) -> np.ndarray:
+    return np.frombuffer(s.encode(), dtype=np.uint8)

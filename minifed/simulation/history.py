@@ -65,7 +65,7 @@ class History:
         return cls(d["config"], d["rounds"], d.get("stopped"))
 
     def to_json(self) -> str:
-        return json.dumps(_json_safe(self.to_dict()), indent=1, allow_nan=False)
+        return json.dumps(json_safe(self.to_dict()), indent=1, allow_nan=False)
 
     def save(self, path) -> Path:
         """Write the history as JSON (floats round-trip exactly)."""
@@ -79,12 +79,12 @@ class History:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def _json_safe(x):
+def json_safe(x):
     """NumPy scalars and arrays to Python values; non-finite floats to None."""
     if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, list | tuple | np.ndarray):
-        return [_json_safe(v) for v in x]
+        return [json_safe(v) for v in x]
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):

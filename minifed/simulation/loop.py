@@ -26,7 +26,7 @@ from minifed._checks import check_fraction, check_int
 from minifed.algorithms.base import Algorithm
 from minifed.dataset import FederatedDataset
 from minifed.seeding import INIT, derived_rng, server_rng
-from minifed.simulation.checkpoint import RunState, load_checkpoint, save_checkpoint
+from minifed.simulation.checkpoint import Checkpoint, CheckpointError, RunState, fingerprint
 from minifed.simulation.engine import SequentialEngine
 from minifed.simulation.evaluate import evaluate
 from minifed.simulation.history import History
@@ -44,6 +44,8 @@ from minifed.simulation.sampling import (
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 PER_CLIENT = ("client_loss", "client_accuracy")
 RECORD = ("round", "clients", "bytes_up", "bytes_down", "seconds", "eval_seconds")
+# settings that change neither w nor the recorded rounds: a checkpoint resumes with other values
+NOT_IDENTITY = ("rounds", "checkpoint_every", "eval_train", "target_accuracy")
 
 
 class DivergenceError(FloatingPointError):
@@ -101,9 +103,13 @@ def run(
         Stop after the first evaluation whose test accuracy reaches it.
     checkpoint : path, optional
         Save the run's state (``w``, the algorithm's server state, the state of every client
-        that took part, the history) there every ``checkpoint_every`` rounds and at the end; if
-        the file exists, resume from it. The resumed run's history equals the uninterrupted
-        run's, bit for bit, except for the wall-clock fields ``seconds`` and ``eval_seconds``.
+        that took part, the history) there every ``checkpoint_every`` rounds, at the end, and
+        when the run stops on an error or Ctrl-C (:mod:`~minifed.simulation.checkpoint`); if the
+        file exists, resume from it. The resumed run's history equals the uninterrupted run's,
+        bit for bit, except for the wall-clock fields ``seconds`` and ``eval_seconds``. A
+        checkpoint of another run (other settings, or other data with the same name and
+        sizes) is refused, with the settings that differ; ``rounds``, ``checkpoint_every``,
+        ``eval_train``, ``target_accuracy`` and ``workers`` may change between the two.
     progress : bool, optional
         Show a progress line (``None``: only once the run has lasted a couple of seconds).
     callbacks : callables ``f(record, w)``
@@ -122,6 +128,12 @@ def run(
     ------
     DivergenceError
         When a client's update, ``w`` or the objective becomes NaN or inf (names the round).
+    CheckpointError
+        When ``checkpoint`` cannot be read or belongs to another run.
+
+    Any error that stops the run after it started (divergence, a failed client or worker,
+    Ctrl-C) carries the rounds recorded so far as ``error.history`` and the last ``w`` as
+    ``error.w``, and a ``checkpoint`` is saved first, so no finished round is lost.
     """
     config = _check_run(algorithm, data, rounds, fraction, seed, eval_every, target_accuracy)
     config.update(
@@ -129,25 +141,32 @@ def run(
         eval_train=bool(eval_train),
         **_check_sampling(data, eval_train, sampling, availability),
     )
-    state, protocol = _start(algorithm, data, config, w0, checkpoint)
+    saver = None if checkpoint is None else Checkpoint(checkpoint)
+    digest = None if saver is None else fingerprint(data)
+    state, protocol = _start(algorithm, data, config, w0, saver, digest)
     if target_accuracy is not None and state.history.rounds_to(target_accuracy) is not None:
         state.history.stopped = "target"  # resumed from a run that already reached it
         return state.w, state.history
     job = (algorithm, protocol, config["seed"])
     bar = Progress(rounds, progress)
-    with _engine(data, engine, workers) as engine:
-        try:
+    try:
+        with _engine(data, engine, workers) as engine:
             for t in range(len(state.history.rounds), rounds + 1):
                 record = _round(job, engine, state, t, data, config)
                 bar.update(record)
                 if _should_stop(record, state, target_accuracy, callbacks):
                     break
-                if checkpoint and t % checkpoint_every == 0:
-                    save_checkpoint(checkpoint, state)
-        finally:
-            bar.close()
-    if checkpoint:
-        save_checkpoint(checkpoint, state)
+                if saver and t % checkpoint_every == 0:
+                    saver.save(state, digest)
+    except BaseException as error:  # keep every finished round: in the error and on disk
+        error.history, error.w = state.history, state.w
+        if saver and saver.written < len(state.history.rounds):
+            saver.save(state, digest)
+        raise
+    finally:
+        bar.close()
+    if saver:
+        saver.save(state, digest)
     return state.w, state.history
 
 
@@ -174,8 +193,9 @@ def _round(job, engine, state: RunState, t: int, data, config) -> dict:
         S = sample_clients(
             data.K, c["fraction"], c["seed"], t, c["sampling"], data.n_k, c["availability"]
         )
+    w, server, rows = state.w, state.server, None
     if len(S):  # no client online: w stays as it is
-        w, history = state.w, state.history
+        history = state.history
         rows = state.clients.get(algorithm, S, w) if protocol.client_fields else None
         down = {f: state.server[f] for f in protocol.down}
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
@@ -183,39 +203,39 @@ def _round(job, engine, state: RunState, t: int, data, config) -> dict:
             _check_finite(M, "a client update", t, history, w, S)
             available = {"n_S": data.n_k[S], "S": S, "t": t, "K": data.K, "n_k": data.n_k,
                          "C": config["fraction"], "rng": server_rng(seed, t)}  # fmt: skip
-            w_next, server = run_server(algorithm, protocol, w, M, available, state.server)
-        w_next = np.asarray(w_next).astype(w.dtype, copy=False)
-        _check_finite({"w": w_next}, "the server update", t, history, w)
-        state.w, state.server = w_next, as_arrays(server)
-        if rows is not None:
-            state.clients.put(S, rows)
+            w, server = run_server(algorithm, protocol, state.w, M, available, state.server)
+        w, server = np.asarray(w).astype(state.w.dtype, copy=False), as_arrays(server)
+        _check_finite({"w": w}, "the server update", t, history, state.w)
         record.update(
             clients=S.tolist(),
             bytes_up=sum(int(v.nbytes) for v in M.values()),
             bytes_down=len(S) * (w.nbytes + protocol.down_bytes(down)),
         )
-    record.update({f: v.item() for f, v in state.server.items() if v.ndim == 0})
+    record.update({f: v.item() for f, v in server.items() if v.ndim == 0})
     record["seconds"] = time.perf_counter() - start
-    record.update(_evaluate(algorithm, state, t, data, config))
+    record.update(_evaluate(algorithm, w, state.history, t, data, config))
+    state.w, state.server = w, server  # the round is complete: commit it
+    if rows is not None:
+        state.clients.put(S, rows)
     state.history.rounds.append(record)
     return record
 
 
-def _evaluate(algorithm, state: RunState, t: int, data, config) -> dict:
+def _evaluate(algorithm, w, history, t: int, data, config) -> dict:
     """The metrics of ``w`` on evaluation rounds, ``None`` for each elsewhere."""
     record = dict.fromkeys(METRICS + PER_CLIENT)
     if t % config["eval_every"] and t != config["rounds"]:
         return {**record, "eval_seconds": 0.0}
     start = time.perf_counter()
     with np.errstate(over="ignore", invalid="ignore"):
-        record.update(evaluate(algorithm.model, state.w, data, train=config["eval_train"]))
+        record.update(evaluate(algorithm.model, w, data, train=config["eval_train"]))
     loss = record["train_loss"] if config["eval_train"] else record["test_loss"]
     if not np.isfinite(loss):
         raise DivergenceError(
             f"round {t}: the loss is {loss}; lower the learning rate (lr={algorithm.lr}).",
             t,
-            state.history,
-            state.w,
+            history,
+            w,
         )
     return {**record, "eval_seconds": time.perf_counter() - start}
 
@@ -248,20 +268,10 @@ def _should_stop(record, state: RunState, target_accuracy, callbacks) -> bool:
     return stop_by_callback
 
 
-def _start(algorithm, data, config, w0, checkpoint):
+def _start(algorithm, data, config, w0, saver, digest):
     """``(RunState, protocol)``: fresh at round 0, or the state saved in a checkpoint."""
-    if checkpoint and Path(checkpoint).exists():
-        state = load_checkpoint(checkpoint)
-        saved = {k: v for k, v in state.history.config.items() if k != "rounds"}
-        if saved != {k: v for k, v in config.items() if k != "rounds"}:
-            raise ValueError(
-                f"checkpoint {checkpoint} belongs to a different run ({saved}); "
-                "delete it or choose another path."
-            )
-        state.history.config["rounds"] = config["rounds"]
-        state.history.stopped = None
-        protocol, _ = check_algorithm(algorithm, state.w)
-        return state, protocol
+    if saver is not None and saver.exists():
+        return _resume(algorithm, data, config, saver, digest)
     if w0 is None:
         w = algorithm.model.init(derived_rng(config["seed"], INIT), dtype=data.X.dtype)
     else:
@@ -271,6 +281,46 @@ def _start(algorithm, data, config, w0, checkpoint):
     if clash:
         raise TypeError(f"server-state fields {sorted(clash)} clash with the history's fields.")
     return RunState(w, History(config), as_arrays(server)), protocol
+
+
+def _resume(algorithm, data, config, saver: Checkpoint, digest: str):
+    """The state of a checkpoint, once it is shown to belong to this run."""
+    state, saved_digest = saver.load()
+    where = f"checkpoint {saver.path}"
+    _check_same_settings(where, state.history.config, config)
+    if saved_digest is not None and saved_digest != digest:
+        raise CheckpointError(
+            f"{where} was made on other data than {data.name!r} (same name and sizes, other "
+            "values); delete it or give another path."
+        )
+    done = len(state.history.rounds) - 1
+    if done > config["rounds"]:
+        raise CheckpointError(
+            f"{where} already holds {done} rounds, more than rounds={config['rounds']}: ask for "
+            f"at least {done} rounds, or delete it."
+        )
+    w = algorithm.model.check_params(state.w, f"the w of {where}")
+    if w.dtype != data.X.dtype or not np.isfinite(w).all():
+        raise CheckpointError(f"{where} holds a w of dtype {w.dtype} with non-finite values.")
+    protocol, server = check_algorithm(algorithm, w)
+    if set(server) != set(state.server):
+        raise CheckpointError(
+            f"{where} holds server state {sorted(state.server)}, not {sorted(server)}."
+        )
+    state.history.config.update(config)
+    state.history.stopped = None
+    return state, protocol
+
+
+def _check_same_settings(where: str, saved: dict, config: dict) -> None:
+    """Refuse a checkpoint whose run differs in a setting that changes the result."""
+    keys = [k for k in {**saved, **config} if k not in NOT_IDENTITY]
+    differ = [k for k in keys if saved.get(k) != config.get(k)]
+    if differ:
+        what = "; ".join(f"{k}={saved.get(k)!r} there, {config.get(k)!r} now" for k in differ)
+        raise CheckpointError(
+            f"{where} belongs to another run ({what}); delete it or give another path."
+        )
 
 
 def _check_sampling(data, eval_train, sampling, availability) -> dict:
