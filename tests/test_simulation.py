@@ -355,3 +355,18 @@ def test_a_checkpoint_of_the_first_format_still_resumes(tmp_path, fed, algorithm
     w_full, full = run(algorithm, fed, 4, fraction=0.3, seed=5)
     np.testing.assert_array_equal(w_resumed, w_full)
     assert without_wall_clock(resumed) == without_wall_clock(full)
+
+
+def test_per_client_metrics_can_be_kept_every_n_rounds(fed, algorithm):
+    _, every = run(algorithm, fed, 6, fraction=0.3, seed=2)
+    _, sparse = run(algorithm, fed, 6, fraction=0.3, seed=2, client_metrics_every=4)
+    _, never = run(algorithm, fed, 6, fraction=0.3, seed=2, client_metrics_every=0)
+    kept = [r["round"] for r in sparse.rounds if r["client_accuracy"] is not None]
+    assert kept == [0, 4, 6] and all(r["client_loss"] is None for r in never.rounds)
+    for a, b in zip(every.rounds, sparse.rounds, strict=True):  # the rest is untouched
+        assert a["test_loss"] == b["test_loss"] and a["train_loss"] == b["train_loss"]
+        if b["client_loss"] is not None:
+            assert a["client_loss"] == b["client_loss"]
+    assert len(sparse.to_json()) < len(every.to_json())
+    with pytest.raises(ValueError, match="client_metrics_every"):
+        run(algorithm, fed, 1, client_metrics_every=-1)
