@@ -22,32 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
-from minifed._checks import check_fraction, check_int
+from minifed._checks import check_int
 from minifed.algorithms.base import Algorithm
 from minifed.dataset import FederatedDataset
-from minifed.seeding import INIT, derived_rng, server_rng
-from minifed.simulation.checkpoint import Checkpoint, CheckpointError, RunState, fingerprint
+from minifed.seeding import server_rng
+from minifed.simulation.checkpoint import Checkpoint, RunState, fingerprint
 from minifed.simulation.engine import SequentialEngine
 from minifed.simulation.evaluate import evaluate
 from minifed.simulation.history import History
 from minifed.simulation.parallel import ProcessEngine
 from minifed.simulation.progress import Progress
-from minifed.simulation.protocol import check_algorithm, run_server
+from minifed.simulation.protocol import run_server
+from minifed.simulation.sampling import sample_clients
+from minifed.simulation.start import METRICS, PER_CLIENT, check_run, check_sampling, start
 from minifed.simulation.state import as_arrays
-from minifed.simulation.sampling import (
-    SCHEMES,
-    check_availability,
-    clients_per_round,
-    sample_clients,
-)
-
-METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
-PER_CLIENT = ("client_loss", "client_accuracy")
-RECORD = ("round", "clients", "bytes_up", "bytes_down", "seconds", "eval_seconds")
-# settings that change neither w nor the recorded rounds: a checkpoint resumes with other values
-NOT_IDENTITY = (
-    "rounds", "checkpoint_every", "eval_train", "target_accuracy", "client_metrics_every"
-)  # fmt: skip
 
 
 class DivergenceError(FloatingPointError):
@@ -129,10 +117,13 @@ def run(
         e.g. one :class:`~minifed.simulation.ProcessEngine` shared by several runs.
     workers : int
         With ``workers > 1`` (and no ``engine``), run each round's clients in that many worker
-        processes (:class:`~minifed.simulation.ProcessEngine`, closed at the end). The history
-        is the same, bit for bit, for any number of workers (workers run BLAS on one thread;
-        so must this process for ``workers=1`` to match, e.g. ``OPENBLAS_NUM_THREADS=1``), so
-        ``workers`` is not part of ``history.config``: a checkpoint resumes with any count.
+        processes (:class:`~minifed.simulation.ProcessEngine`, closed at the end). Any two
+        counts ``>= 2`` give the same history, bit for bit (every worker runs BLAS on one
+        thread); ``workers=1`` runs the clients in this process and matches them when this
+        process's BLAS is single-threaded too, which only ``OPENBLAS_NUM_THREADS=1`` (or the
+        OMP/MKL equivalent) set before NumPy is imported achieves; otherwise large products
+        round differently (about ``1e-7``). ``workers`` is not part of ``history.config``: a
+        checkpoint resumes with any count.
 
     Raises
     ------
@@ -145,16 +136,16 @@ def run(
     Ctrl-C) carries the rounds recorded so far as ``error.history`` and the last ``w`` as
     ``error.w``, and a ``checkpoint`` is saved first, so no finished round is lost.
     """
-    config = _check_run(algorithm, data, rounds, fraction, seed, eval_every, target_accuracy)
+    config = check_run(algorithm, data, rounds, fraction, seed, eval_every, target_accuracy)
     config.update(
         checkpoint_every=check_int("checkpoint_every", checkpoint_every, minimum=1),
         eval_train=bool(eval_train),
         client_metrics_every=check_int("client_metrics_every", client_metrics_every, minimum=0),
-        **_check_sampling(data, eval_train, sampling, availability),
+        **check_sampling(data, eval_train, sampling, availability),
     )
     saver = None if checkpoint is None else Checkpoint(checkpoint)
     digest = None if saver is None else fingerprint(data)
-    state, protocol = _start(algorithm, data, config, w0, saver, digest)
+    state, protocol = start(algorithm, data, config, w0, saver, digest)
     if target_accuracy is not None and state.history.rounds_to(target_accuracy) is not None:
         state.history.stopped = "target"  # resumed from a run that already reached it
         return state.w, state.history
@@ -280,95 +271,3 @@ def _should_stop(record, state: RunState, target_accuracy, callbacks) -> bool:
     if stop_by_callback:
         state.history.stopped = "callback"
     return stop_by_callback
-
-
-def _start(algorithm, data, config, w0, saver, digest):
-    """``(RunState, protocol)``: fresh at round 0, or the state saved in a checkpoint."""
-    if saver is not None and saver.exists():
-        return _resume(algorithm, data, config, saver, digest)
-    if w0 is None:
-        w = algorithm.model.init(derived_rng(config["seed"], INIT), dtype=data.X.dtype)
-    else:
-        w = algorithm.model.check_params(w0, "w0").astype(data.X.dtype)  # a copy
-    protocol, server = check_algorithm(algorithm, w)
-    clash = set(server) & {*RECORD, *METRICS, *PER_CLIENT}
-    if clash:
-        raise TypeError(f"server-state fields {sorted(clash)} clash with the history's fields.")
-    return RunState(w, History(config), as_arrays(server)), protocol
-
-
-def _resume(algorithm, data, config, saver: Checkpoint, digest: str):
-    """The state of a checkpoint, once it is shown to belong to this run."""
-    state, saved_digest = saver.load()
-    where = f"checkpoint {saver.path}"
-    _check_same_settings(where, state.history.config, config)
-    if saved_digest is not None and saved_digest != digest:
-        raise CheckpointError(
-            f"{where} was made on other data than {data.name!r} (same name and sizes, other "
-            "values); delete it or give another path."
-        )
-    done = len(state.history.rounds) - 1
-    if done > config["rounds"]:
-        raise CheckpointError(
-            f"{where} already holds {done} rounds, more than rounds={config['rounds']}: ask for "
-            f"at least {done} rounds, or delete it."
-        )
-    w = algorithm.model.check_params(state.w, f"the w of {where}")
-    if w.dtype != data.X.dtype or not np.isfinite(w).all():
-        raise CheckpointError(f"{where} holds a w of dtype {w.dtype} with non-finite values.")
-    protocol, server = check_algorithm(algorithm, w)
-    if set(server) != set(state.server):
-        raise CheckpointError(
-            f"{where} holds server state {sorted(state.server)}, not {sorted(server)}."
-        )
-    state.history.config.update(config)
-    state.history.stopped = None
-    return state, protocol
-
-
-def _check_same_settings(where: str, saved: dict, config: dict) -> None:
-    """Refuse a checkpoint whose run differs in a setting that changes the result."""
-    keys = [k for k in {**saved, **config} if k not in NOT_IDENTITY]
-    differ = [k for k in keys if saved.get(k) != config.get(k)]
-    if differ:
-        what = "; ".join(f"{k}={saved.get(k)!r} there, {config.get(k)!r} now" for k in differ)
-        raise CheckpointError(
-            f"{where} belongs to another run ({what}); delete it or give another path."
-        )
-
-
-def _check_sampling(data, eval_train, sampling, availability) -> dict:
-    if not eval_train and data.y_test is None:
-        raise ValueError("eval_train=False needs a test set: give the FederatedDataset X_test.")
-    if sampling not in SCHEMES:
-        raise ValueError(f"sampling must be one of {SCHEMES}, got {sampling!r}.")
-    availability = check_availability(availability, data.K)
-    return {
-        "sampling": sampling,
-        "availability": None if availability is None else availability.tolist(),
-    }
-
-
-def _check_run(algorithm, data, rounds, fraction, seed, eval_every, target_accuracy) -> dict:
-    if not isinstance(algorithm, Algorithm):
-        raise TypeError(f"algorithm must be a minifed Algorithm, got {type(algorithm).__name__}.")
-    if not isinstance(data, FederatedDataset):
-        raise TypeError(f"data must be a FederatedDataset, got {type(data).__name__}.")
-    algorithm.model.check_data(data.X, data.y, names=("data.X", "data.y"))
-    if data.y_test is not None:
-        algorithm.model.check_data(data.X_test, data.y_test, names=("data.X_test", "data.y_test"))
-    if target_accuracy is not None and not 0 < target_accuracy <= 1:
-        raise ValueError(f"target_accuracy must be in (0, 1], got {target_accuracy}.")
-    return {
-        **algorithm.config(),
-        "dataset": data.name,
-        "K": data.K,
-        "n": data.n,
-        "fraction": check_fraction("fraction", fraction),
-        "m": clients_per_round(data.K, fraction),
-        "rounds": check_int("rounds", rounds, minimum=0),
-        "seed": check_int("seed", seed, minimum=0),
-        "eval_every": check_int("eval_every", eval_every, minimum=1),
-        "target_accuracy": target_accuracy,
-        "dtype": str(data.X.dtype),
-    }

@@ -17,17 +17,24 @@ The workers hold no state between rounds: client state lives in the server proce
 with the round, so a worker is disposable and the number of workers cannot change the result.
 
 Client ``k`` draws from ``client_rng(seed, t, k)``, so the result does not depend on the
-number of workers nor on which worker runs which client: it equals :class:`SequentialEngine`'s,
-bit for bit, as long as BLAS also runs single-threaded in the server process (for example
-``OPENBLAS_NUM_THREADS=1``). A multi-threaded OpenBLAS may round large products differently
-(measured: ``7e-8`` in one 2NN round), and for small batches it is slower anyway.
+number of workers nor on which worker runs which client: any two worker counts agree bit for bit.
+They also equal :class:`SequentialEngine`'s (``workers=1``), which runs the clients in the
+calling process, exactly when that process runs BLAS on one thread like the workers: when
+``OPENBLAS_NUM_THREADS=1`` (``OMP_NUM_THREADS=1`` for an OpenMP build, ``MKL_NUM_THREADS=1`` for
+MKL) is in the environment before NumPy is first imported. NumPy offers no way to change BLAS
+threads afterwards (that takes ``threadpoolctl``); a multi-threaded BLAS rounds large products
+differently (measured: ``7e-8`` in ``w`` after 3 rounds of the 2NN at ``B = 50``).
 
 Workers are started with ``spawn`` (a fresh interpreter; ``fork`` after NumPy has started BLAS
 threads is fragile) and with ``OPENBLAS_NUM_THREADS=1`` (and the OMP/MKL equivalents) so that two
 workers do not fight over two cores. Failures never hang: a client that raises becomes a
 :class:`ClientError` (with the remote traceback as ``__cause__`` of the original error), a worker
-that dies becomes a :class:`WorkerError`; either way the workers are stopped and the
-shared-memory segments unlinked.
+that dies, or stays silent past the round's time limit (stopped, hung), becomes a
+:class:`WorkerError`; either way the workers are stopped and the shared-memory segments unlinked.
+Segments left by a run killed with ``SIGKILL`` are removed by the next engine
+(:func:`~minifed.simulation.shared.remove_orphans`). Spawned workers import the script's
+``__main__``: a script that starts workers outside ``if __name__ == "__main__":``, or an
+algorithm class the workers cannot import, is refused with one sentence saying so.
 """
 
 from __future__ import annotations
@@ -35,11 +42,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import pickle
-import signal
 import time
-import traceback
 import weakref
-from contextlib import contextmanager
 from multiprocessing.connection import wait
 
 import numpy as np
@@ -47,127 +51,18 @@ import numpy as np
 from minifed._checks import check_int
 from minifed.dataset import FederatedDataset
 from minifed.simulation.engine import ClientError
-from minifed.simulation.protocol import run_client
-from minifed.simulation.shared import SharedArrays
+from minifed.simulation.guards import main_objects, refuse_unguarded_main
+from minifed.simulation import scheduling
+from minifed.simulation.scheduling import adaptive_limit, assign
+from minifed.simulation.shared import SharedArrays, remove_orphans
+from minifed.simulation.worker import BLAS_ENV, RemoteTraceback, _worker, environment
 
-BLAS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+TICK = 1.0  # seconds: the longest wait between checks of the time limit
+__all__ = ["BLAS_ENV", "ProcessEngine", "WorkerError", "assign", "environment"]
 
 
 class WorkerError(RuntimeError):
     """A worker process died, failed to start, or did not answer within the timeout."""
-
-
-class RemoteTraceback(Exception):
-    """The traceback text of an error raised in a worker (shown as the error's cause)."""
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.args[0]}"""'
-
-
-# ----- the worker process -----
-
-
-def _worker(conn, data_ref) -> None:
-    """Worker loop: attach the data once, then run the clients of each round it is sent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the server's to handle
-    try:
-        data = SharedArrays.attach(data_ref)
-    except BaseException:
-        conn.send(("init-error", traceback.format_exc()))
-        return
-    X, y, offsets = data.arrays["X"], data.arrays["y"], data.arrays["offsets"].tolist()
-    conn.send(("ready",))
-    buffers, job = None, None
-    try:
-        while (message := conn.recv())[0] == "run":
-            _, t, tasks, round_ref, job_bytes, down = message
-            if job_bytes is not None:
-                try:
-                    job = pickle.loads(job_bytes)
-                except Exception:
-                    conn.send(("job-error", traceback.format_exc()))
-                    continue
-            if buffers is None or buffers.ref[0] != round_ref[0]:
-                buffers = _reattach(buffers, round_ref)
-            conn.send(_run_clients(job, X, y, offsets, buffers.arrays, t, tasks, down))
-    except (EOFError, OSError):  # the server is gone: nothing left to do
-        pass
-    finally:
-        for shared in (buffers, data):
-            if shared is not None:
-                shared.close()
-
-
-def _reattach(old: SharedArrays | None, ref: tuple) -> SharedArrays:
-    if old is not None:
-        old.close()
-    shared = SharedArrays.attach(ref)
-    shared.arrays["w"].flags.writeable = False  # clients read the global model, never write it
-    return shared
-
-
-def _run_clients(job, X, y, offsets, buffers, t, tasks, down) -> tuple:
-    """Client updates for each ``(i, k, state_k)`` in ``tasks``, messages written into row ``i``
-    of the shared stacks; answers ``("done", wall seconds, CPU seconds, [(i, new state), ...])``."""
-    algorithm, protocol, seed = job
-    w = buffers["w"]
-    start, cpu, states = time.perf_counter(), time.process_time(), []
-    for i, k, state_k in tasks:
-        a, b = offsets[k], offsets[k + 1]
-        try:
-            message, state_k = run_client(
-                algorithm, protocol, seed, w, X[a:b], y[a:b], t, k, down, state_k
-            )
-        except Exception as error:
-            return ("client-error", k, _picklable(error), traceback.format_exc())
-        for f, value in message.items():
-            buffers[f"M/{f}"][i] = value
-        states.append((i, state_k))
-    return ("done", time.perf_counter() - start, time.process_time() - cpu, states)
-
-
-def _picklable(error: Exception) -> Exception:
-    """``error`` itself if it survives pickling, else a RuntimeError with its type and text."""
-    try:
-        pickle.loads(pickle.dumps(error))
-        return error
-    except Exception:
-        return RuntimeError(f"{type(error).__name__}: {error}")
-
-
-# ----- scheduling -----
-
-
-def assign(costs, workers: int) -> list[list[int]]:
-    """Split positions ``0..m-1`` among ``workers``: longest first, each to the least loaded.
-
-    Greedy longest-processing-time scheduling, with ``costs[i]`` (here ``n_k``) as the cost of
-    position ``i``; ties go to the lower position and the lower worker.
-
-    >>> assign([5, 1, 4, 2, 3], 2)
-    [[0, 3, 1], [2, 4]]
-    """
-    loads, plan = [0] * workers, [[] for _ in range(workers)]
-    for i in sorted(range(len(costs)), key=lambda i: -costs[i]):
-        j = loads.index(min(loads))
-        plan[j].append(i)
-        loads[j] += costs[i]
-    return plan
-
-
-@contextmanager
-def environment(values: dict):
-    """Set environment variables for the duration of the block (spawned children inherit them)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 # ----- the server side -----
@@ -200,6 +95,7 @@ class _Pool:
         self.pending: set[int] = set()  # workers whose answer is awaited
         self.job, self.has_job = None, set()  # pickled (algorithm, protocol, seed); who has it
         try:
+            remove_orphans()  # segments of runs that were killed (SIGKILL): see shared.py
             self.data = SharedArrays.create({"X": data.X, "y": data.y, "offsets": data.offsets})
             with environment(BLAS_ENV):
                 for _ in range(workers):
@@ -219,7 +115,8 @@ class _Pool:
         self.pending.add(len(self.procs) - 1)  # awaiting its "ready"
 
     def release(self) -> None:
-        """Stop the workers (politely if idle, else terminate), close pipes, unlink segments."""
+        """Stop the workers (politely if idle, else kill: works on stopped ones too), close
+        pipes, unlink segments."""
         for j, conn in enumerate(self.conns):
             if j not in self.pending:
                 try:
@@ -227,9 +124,7 @@ class _Pool:
                 except OSError:
                     pass
         for j, proc in enumerate(self.procs):
-            proc.join(timeout=0.05 if j in self.pending else 2.0)
-            if proc.is_alive():
-                proc.terminate()
+            if j not in self.pending:
                 proc.join(timeout=2.0)
             if proc.is_alive():
                 proc.kill()
@@ -249,6 +144,15 @@ class ProcessEngine:
     the engine holds the data only; the algorithm and the seed come with each round, so one
     engine can serve several runs (the workers get the pickled algorithm when it changes).
 
+    Bit for bit: any two worker counts give the same messages, hence the same history, always
+    (workers run BLAS on one thread, and the server update runs in this process either way). They
+    equal :class:`SequentialEngine`'s (``run(..., workers=1)``, clients in this process) when this
+    process runs BLAS on one thread too, which only environment variables set before NumPy is
+    first imported can ensure: ``OPENBLAS_NUM_THREADS=1`` (``OMP_NUM_THREADS=1`` for an OpenMP
+    build, ``MKL_NUM_THREADS=1`` for MKL), e.g. ``OPENBLAS_NUM_THREADS=1 python script.py``.
+    With a multi-threaded BLAS here, large products round differently: after 3 rounds of the 2NN
+    (``B = 50``) the largest difference in ``w`` was ``7e-8``.
+
     Parameters
     ----------
     data : FederatedDataset
@@ -257,9 +161,14 @@ class ProcessEngine:
         Number of worker processes, ``os.cpu_count()`` by default.
     start_method : {"spawn", "forkserver", "fork"}
         How workers start; ``spawn`` (the default) is the safe choice with threaded BLAS.
-    timeout : float, optional
-        Seconds to wait for a round's answers before giving up (``None``: wait while the
-        workers are alive; a dead worker is detected at once).
+    timeout : "auto", float or None
+        Seconds the workers get to answer in a round before the engine gives up (a worker that
+        dies is detected at once; this is for one that is stopped, e.g. by ``SIGSTOP``, or hung).
+        ``"auto"`` (the default) adapts the limit to the round's work (:func:`adaptive_limit`):
+        30 minutes for the start and the first round of an algorithm, when nothing is measured
+        yet; then 20 times the time the awaited clients should take at the slowest pace seen so
+        far (per sample and per client), and at least a minute. ``None`` waits forever. Time
+        during which this process is stopped (Ctrl-Z) does not count.
 
     Raises
     ------
@@ -267,7 +176,17 @@ class ProcessEngine:
         From :meth:`run_clients`, when a client's update raises; the original error is its
         ``__cause__`` and the worker's traceback text that error's ``__cause__``.
     WorkerError
-        When a worker dies or does not answer. After either error the engine is closed.
+        When a worker dies, does not answer in time (names the worker and the round), or cannot
+        unpickle the algorithm (names the class defined in ``__main__``). After either error
+        the engine is closed.
+    RuntimeError
+        From the constructor, when a script creates workers outside
+        ``if __name__ == "__main__":`` (every worker would import the script again).
+
+    Notes
+    -----
+    Shared-memory segments of earlier runs killed by ``SIGKILL`` are removed when an engine
+    starts (see :mod:`minifed.simulation.shared`).
 
     Examples
     --------
@@ -288,16 +207,21 @@ class ProcessEngine:
         workers: int | None = None,
         *,
         start_method: str = "spawn",
-        timeout: float | None = None,
+        timeout: float | str | None = "auto",
     ):
         self.data = data
         workers = (os.cpu_count() or 1) if workers is None else workers
         self.workers = check_int("workers", workers, minimum=1)
+        if not (timeout in ("auto", None) or (isinstance(timeout, int | float) and timeout > 0)):
+            raise ValueError(f'timeout must be "auto", None or seconds > 0, got {timeout!r}.')
         self.timeout = timeout
         # per worker, wall and CPU seconds spent on clients in the last round (CPU < wall
         # means the worker waited for a core, e.g. other programs were running)
         self.busy_seconds, self.cpu_seconds = [0.0] * self.workers, [0.0] * self.workers
         self._states: list = []  # new client-state rows of the round being collected
+        self._job, self._rates, self._loads = None, None, {}  # see adaptive_limit
+        if start_method != "fork":  # spawn and forkserver import __main__ in every worker
+            refuse_unguarded_main()
         ctx = mp.get_context(start_method)
         self._pool = _Pool(ctx, data, self.workers)
         self._finalizer = weakref.finalize(self, self._pool.release)
@@ -328,11 +252,20 @@ class ProcessEngine:
             self.close()
             raise
 
+    def time_limit(self) -> float | None:
+        """Seconds the awaited workers get to answer (``timeout``, or :func:`adaptive_limit`)."""
+        if self.timeout != "auto":
+            return self.timeout
+        loads = [self._loads.get(j, (0, 0)) for j in self._pool.pending]
+        return adaptive_limit(self._rates, loads)
+
     def _set_job(self, job) -> None:
-        """Pickle ``(algorithm, protocol, seed)``; workers get it again only when it changes."""
+        """Pickle ``(algorithm, protocol, seed)``; workers get it again only when it changes (and
+        the pace measured for the adaptive time limit starts again)."""
         job_bytes = pickle.dumps(job)
         if job_bytes != self._pool.job:
             self._pool.job, self._pool.has_job = job_bytes, set()
+            self._job, self._rates = job, None
 
     def _buffers(self, layout: dict) -> SharedArrays:
         """The round segment (``w`` and the message stacks), re-created when it does not fit."""
@@ -345,9 +278,9 @@ class ProcessEngine:
         return pool.buffers
 
     def _send(self, t: int, S: np.ndarray, ref: tuple, down: dict, states) -> None:
-        pool = self._pool
+        pool, n_S = self._pool, self.data.n_k[S].tolist()
         self.busy_seconds, self.cpu_seconds = [0.0] * self.workers, [0.0] * self.workers
-        for j, positions in enumerate(assign(self.data.n_k[S].tolist(), self.workers)):
+        for j, positions in enumerate(assign(n_S, self.workers)):
             if positions:
                 tasks = [(i, int(S[i]), None if states is None else states[i]) for i in positions]
                 job = None if j in pool.has_job else pool.job
@@ -357,16 +290,21 @@ class ProcessEngine:
                     raise WorkerError(self._death(j, t)) from error
                 pool.has_job.add(j)
                 pool.pending.add(j)
+                self._loads[j] = (sum(n_S[i] for i in positions), len(positions))
 
     def _collect(self, t: int) -> None:
-        """Wait for the answer of every pending worker; raise on an error or a dead worker."""
-        pool = self._pool
+        """Wait for the answer of every pending worker; raise on an error, on a dead worker, and
+        when the time limit is spent."""
+        pool, spent = self._pool, 0.0
         while pool.pending:
+            limit = self.time_limit()
+            if limit is not None and spent >= limit:
+                raise WorkerError(self._late(t, limit))
             waiting = {pool.conns[j]: j for j in pool.pending}
             waiting.update({pool.procs[j].sentinel: j for j in pool.pending})
-            ready = wait(list(waiting), timeout=self.timeout)
-            if not ready:
-                raise WorkerError(f"round {t}: no answer from the workers in {self.timeout} s.")
+            start = time.monotonic()
+            ready = wait(list(waiting), timeout=None if limit is None else min(limit - spent, TICK))
+            spent += min(time.monotonic() - start, TICK)  # were we stopped (Ctrl-Z)? not counted
             for j in sorted({waiting[r] for r in ready}):
                 self._receive(j, t)
 
@@ -382,6 +320,7 @@ class ProcessEngine:
             self.busy_seconds[j], self.cpu_seconds[j], states = message[1:]
             for i, state_i in states:
                 self._states[i] = state_i
+            self._measure(j)
         elif message[0] == "client-error":
             _, k, error, remote = message
             error.__cause__ = RemoteTraceback(remote)
@@ -389,14 +328,17 @@ class ProcessEngine:
         elif message[0] == "init-error":
             raise WorkerError(f"worker {j} failed to start:\n{message[1]}")
         elif message[0] == "job-error":
-            raise WorkerError(
-                f"worker {j} could not load the algorithm (a class defined in a notebook or in "
-                "the __main__ of a script cannot be imported by worker processes: move it into "
-                f"a module, or run with workers=1):\n{message[1]}"
-            )
+            raise WorkerError(self._unloadable(t, message[1])) from RemoteTraceback(message[1])
         elif message[0] == "died":
             pool.pending.add(j)  # still unanswered: release() must not wait for it
             raise WorkerError(self._death(j, t))
+
+    def _measure(self, j: int) -> None:
+        """Update the slowest pace seen, per sample and per client, from worker ``j``'s answer."""
+        n_j, c_j = self._loads.get(j, (0, 0))
+        if c_j:
+            busy, (r_s, r_c) = self.busy_seconds[j], self._rates or (0.0, 0.0)
+            self._rates = (max(r_s, busy / max(n_j, 1)), max(r_c, busy / c_j))
 
     def _death(self, j: int, t: int) -> str:
         proc = self._pool.procs[j]
@@ -406,6 +348,36 @@ class ProcessEngine:
         return (
             f"worker {j} (pid {proc.pid}) {how} during round {t}; the engine was shut down "
             "(a Python error of the worker, if any, is printed on stderr above)."
+        )
+
+    def _late(self, t: int, limit: float) -> str:
+        pool = self._pool
+        who = " and ".join(f"worker {j} (pid {pool.procs[j].pid})" for j in sorted(pool.pending))
+        if self.timeout != "auto":
+            why = f"timeout={self.timeout}"
+        elif self._rates is None:
+            why = "the allowance before anything is measured"
+        else:
+            factor, floor = scheduling.FACTOR, scheduling.FLOOR
+            why = f"{factor:g} x the expected time of the clients, at least {floor:g} s"
+        return (
+            f"round {t}: {who} gave no answer within {round(limit, 1):g} s ({why}): stopped "
+            "(SIGSTOP) or hung? The engine was shut down; ProcessEngine(timeout=seconds) sets "
+            "the limit, timeout=None waits forever."
+        )
+
+    def _unloadable(self, t: int, remote: str) -> str:
+        """The job-error message: name what the workers cannot import."""
+        last = remote.strip().splitlines()[-1]
+        found = main_objects(self._job)
+        named = [f for f in found if repr(f.split(" ", 1)[1]) in last] or found
+        if not named:
+            return f"round {t}: the workers could not unpickle the algorithm: {last}"
+        return (
+            f"round {t}: worker processes cannot import {' and '.join(named)}, defined in "
+            "__main__ (a notebook, python -c, a package's __main__.py, or under "
+            '`if __name__ == "__main__":`): move it into a module, or to the top level of a '
+            "script run as `python script.py`, or run with workers=1."
         )
 
     def close(self) -> None:

@@ -3,6 +3,26 @@
 The server copies the clients' data in once; worker processes map the same bytes (no copy, no
 pickling per round). Segments are named ``/dev/shm/minifed_<pid>_<random>`` so that tests and
 users can see that none is left behind.
+
+A segment outlives its process unless unlinked. A run that ends normally, raises or is
+interrupted unlinks its segments; so does Python's resource tracker when the run alone is killed.
+But ``SIGKILL`` to the whole process group or cgroup, tracker included (``timeout -s KILL``, a
+batch scheduler, an OOM kill of the group) leaves them in ``/dev/shm``, that is in RAM, until
+reboot.
+:func:`remove_orphans` (called when a ``ProcessEngine`` starts) removes those of dead processes.
+A segment counts as dead when both
+
+- its owner is gone: no process has the ``<pid>`` of its name (``os.kill(pid, 0)``), and
+- no process holds its lock: the owner keeps a shared ``flock`` on the segment, which the kernel
+  drops when the owner dies, however it dies.
+
+Either test alone can be wrong. The pid can be reused by an unrelated process: then the segment
+stays until that process ends (a late clean-up, never a wrong one). And a run in another pid
+namespace that shares ``/dev/shm`` (containers started with ``--ipc=host``, pods) has pids that
+look dead from here: its lock protects it. The pid test in turn covers the instant between
+creating a segment and locking it, and segments of older minifed versions, which had no lock.
+Linux only: elsewhere segments are not files that can be listed (on Windows none outlive their
+processes anyway).
 """
 
 from __future__ import annotations
@@ -10,10 +30,17 @@ from __future__ import annotations
 import os
 import secrets
 from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
 
 import numpy as np
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 SHM_PREFIX = "minifed_"  # every segment we create is /dev/shm/minifed_<pid>_<random>
+SHM_DIR = Path("/dev/shm")  # where Linux lists POSIX shared memory
 ALIGN = 64  # bytes: every array in a segment starts on a cache line
 
 
@@ -26,6 +53,7 @@ class SharedArrays:
 
     def __init__(self, shm: SharedMemory, layout: dict, owner: bool):
         self.shm, self.layout, self.owner = shm, layout, owner
+        self.lock = _lock(shm.name) if owner else None  # says "alive" to remove_orphans
         self.arrays = {
             name: np.ndarray(shape, dtype, buffer=shm.buf, offset=start)
             for name, (start, shape, dtype) in layout.items()
@@ -73,3 +101,64 @@ class SharedArrays:
             except FileNotFoundError:
                 pass
             self.owner = False
+        if self.lock is not None:
+            os.close(self.lock)  # closing the file drops the flock
+            self.lock = None
+
+
+def _lock(name: str) -> int | None:
+    """Open ``/dev/shm/<name>`` and hold a shared flock on it; returns the descriptor."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(SHM_DIR / name.lstrip("/"), os.O_RDONLY)
+    except OSError:  # not Linux: no /dev/shm to clean either
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
+
+
+def remove_orphans() -> list[str]:
+    """Unlink the segments of minifed processes that died without unlinking them (see above);
+    returns their names. Segments of live processes, or of other users, are left alone."""
+    removed = []
+    for path in sorted(SHM_DIR.glob(f"{SHM_PREFIX}*")):
+        if _owner_alive(path.name) or _in_use(path):
+            continue
+        try:
+            path.unlink()
+            removed.append(path.name)
+        except OSError:  # removed meanwhile by another run, or not ours to remove
+            pass
+    return removed
+
+
+def _owner_alive(name: str) -> bool:
+    """Whether the process of ``minifed_<pid>_...`` exists (True when the name says no pid)."""
+    pid = name[len(SHM_PREFIX) :].split("_")[0]
+    if not pid.isdigit() or int(pid) <= 0:
+        return True
+    try:
+        os.kill(int(pid), 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, under another user
+        pass
+    return True
+
+
+def _in_use(path: Path) -> bool:
+    """Whether some process holds the segment's flock (True when that cannot be checked)."""
+    if fcntl is None:
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except OSError:  # BlockingIOError: its owner (or a fork of it) holds the lock
+        return True
+    finally:
+        os.close(fd)  # also drops our lock
