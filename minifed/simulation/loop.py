@@ -111,7 +111,9 @@ def run(
     progress : bool, optional
         Show a progress line (``None``: only once the run has lasted a couple of seconds).
     callbacks : callables ``f(record, w)``
-        Called after every round; a callback returning ``True`` stops the run.
+        Called after every round; a callback returning ``True`` stops the run. ``record`` is
+        the round's entry of the history: fields a callback adds to it (e.g. a metric of its
+        own) are kept in the history and its checkpoints.
     engine : optional
         Where clients run: an engine made for ``data`` (:class:`SequentialEngine` by default),
         e.g. one :class:`~minifed.simulation.ProcessEngine` shared by several runs.
