@@ -64,14 +64,9 @@ class FedOpt(FedAvg):
 
     Parameters
     ----------
-    model : Model
-        The model structure shared by all clients.
-    lr : float
-        Client step size ``eta_l``.
-    epochs : int
-        Local epochs ``E >= 1``.
-    batch_size : int or None
-        Local minibatch size ``B``; ``None`` means the whole local dataset.
+    model, lr, epochs, batch_size
+        The clients' settings, as :class:`~minifed.algorithms.FedAvg` (``lr`` is the paper's
+        ``eta_l``).
     server_lr : float
         Server step size ``eta > 0``; ``w_{t+1} = w_t + eta Delta_t``. ``1.0`` (the default)
         is FedAvg (Reddi et al. 2021, Section 2).

@@ -61,14 +61,9 @@ class FedProx(FedAvg):
 
     Parameters
     ----------
-    model : Model
-        The model structure shared by all clients.
-    lr : float
-        Local step size ``eta``.
-    epochs : int
-        Local epochs ``E >= 1`` of a client that is not a straggler.
-    batch_size : int or None
-        Local minibatch size ``B``; ``None`` means the whole local dataset.
+    model, lr, epochs, batch_size
+        As :class:`~minifed.algorithms.FedAvg`; ``epochs`` is ``E`` for a client that is not
+        a straggler.
     mu : float
         Proximal coefficient ``mu >= 0``; ``0`` gives FedAvg. The default 0.01 is a mild pull from
         the paper's candidate set {0.001, 0.01, 0.1, 1}, over which the best value varied with the
