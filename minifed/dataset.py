@@ -15,6 +15,8 @@ import numpy as np
 
 from minifed._checks import check_features, check_int, check_same_length
 
+BLOCK_BYTES = 16 << 20  # rows are cast to the stored dtype in blocks of this many input bytes
+
 
 class FederatedDataset:
     """Data of ``K`` clients plus an optional test set.
@@ -30,6 +32,11 @@ class FederatedDataset:
         A server-side test set for evaluation.
     dtype : float dtype
         Features are stored in this dtype (float32 for training, float64 for exact checks).
+    copy : bool
+        ``True`` (default): the dataset owns fresh copies of ``X`` and ``y``. ``False``: when the
+        clients' rows are already ``0..n-1`` in order and ``X`` already has ``dtype``, keep ``X``
+        and ``y`` themselves (no copy, half the memory for a large pool; the caller must then not
+        modify them). Otherwise the rows are gathered anyway.
 
     Attributes
     ----------
@@ -52,13 +59,15 @@ class FederatedDataset:
         y_test=None,
         dtype=np.float32,
         name: str = "",
+        copy: bool = True,
     ):
         X = check_features("X", X)
         y = np.asarray(y)
         check_same_length(X, y)
         order = _check_indices(client_indices, len(X))
-        self.X = np.ascontiguousarray(X[order], dtype=dtype)
-        self.y = np.ascontiguousarray(y[order])
+        keep = not copy and _is_identity(order, len(X))
+        self.X = np.ascontiguousarray(X, dtype=dtype) if keep else _take_rows(X, order, dtype)
+        self.y = np.ascontiguousarray(y) if keep else _take_rows(y, order, y.dtype)
         self.n_k = np.array([len(ix) for ix in client_indices], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.n_k)])
         self.name = name
@@ -133,7 +142,10 @@ class FederatedDataset:
 
 
 def _check_indices(client_indices, n: int) -> np.ndarray:
-    """Concatenate client index arrays after checking they are non-empty, in range, disjoint."""
+    """Concatenate client index arrays after checking they are non-empty, in range, disjoint.
+
+    O(n + K): one pass per client for its type, then range and overlap checks on the whole.
+    """
     if isinstance(client_indices, np.ndarray) and client_indices.dtype != object:
         raise TypeError("client_indices must be a list of index arrays, one per client.")
     if len(client_indices) == 0:
@@ -145,10 +157,34 @@ def _check_indices(client_indices, n: int) -> np.ndarray:
             raise TypeError(f"client_indices[{k}] must be a 1-D array of integer row numbers.")
         if ix.size == 0:
             raise ValueError(f"client {k} has no samples: every client needs at least one.")
-        if ix.min() < 0 or ix.max() >= n:
-            raise ValueError(f"client_indices[{k}] has rows outside [0, {n}).")
-        parts.append(ix.astype(np.int64))
-    order = np.concatenate(parts)
-    if np.unique(order).size != order.size:
+        parts.append(ix.astype(np.int64, copy=False))
+    order = np.concatenate(parts)  # (sum_k n_k,)
+    if order.min() < 0 or order.max() >= n:
+        k = next(k for k, ix in enumerate(parts) if ix.min() < 0 or ix.max() >= n)
+        raise ValueError(f"client_indices[{k}] has rows outside [0, {n}).")
+    seen = np.zeros(n, dtype=bool)
+    seen[order] = True
+    if np.count_nonzero(seen) != order.size:
         raise ValueError("client_indices overlap: a sample may belong to one client only.")
     return order
+
+
+def _is_identity(order: np.ndarray, n: int) -> bool:
+    """Whether ``order`` is ``[0, 1, ..., n-1]``."""
+    return order.size == n and bool(np.all(order == np.arange(n)))
+
+
+def _take_rows(A: np.ndarray, order: np.ndarray, dtype) -> np.ndarray:
+    """``A[order]`` as a new C-contiguous ``dtype`` array.
+
+    Gathered with ``np.take`` (about 3x faster than ``A[order]`` for rows); when the dtype
+    changes, in blocks of ``BLOCK_BYTES``, so that no full-size temporary in ``A``'s dtype (e.g.
+    a float64 copy of the pool on its way to float32) is ever made.
+    """
+    if A.dtype == np.dtype(dtype):
+        return np.take(A, order, axis=0)
+    out = np.empty((order.size, *A.shape[1:]), dtype=dtype)
+    step = max(1, BLOCK_BYTES // max(A[:1].nbytes, 1))
+    for a in range(0, order.size, step):
+        out[a : a + step] = np.take(A, order[a : a + step], axis=0)
+    return out

@@ -46,7 +46,7 @@ def load_federation(
         K = None
     parts = partition(partition_spec, y, K, rng, groups=groups)
     name = f"{dataset} ({partition_spec}, K={len(parts)})"
-    return FederatedDataset(X, y, parts, X_test, y_test, name=name)
+    return FederatedDataset(X, y, parts, X_test, y_test, name=name, copy=False)
 
 
 def _load(dataset, K, rng, data_dir, download):
@@ -59,11 +59,14 @@ def _load(dataset, K, rng, data_dir, download):
         return (*D.load_optdigits("train", **files), *D.load_optdigits("test", **files), None)
     if dataset == "heart-disease":
         hospitals = D.load_heart_disease(**files)
-        return _hold_out(hospitals, rng, standardize=True)
+        X = np.concatenate([X_k for X_k, _ in hospitals])
+        y = np.concatenate([y_k for _, y_k in hospitals])
+        hospital = np.repeat(np.arange(len(hospitals)), [len(y_k) for _, y_k in hospitals])
+        return _hold_out(X, y, hospital, rng, standardize=True)
     if dataset == "synthetic":
         devices = check_int("K", 30 if K is None else K, minimum=1)
         X, y, device = D.fedprox_synthetic(1.0, 1.0, num_devices=devices, rng=rng)
-        return _hold_out([(X[device == k], y[device == k]) for k in range(devices)], rng)
+        return _hold_out(X, y, device, rng)
     if dataset == "blobs":
         X, y = D.gaussian_blobs(6000, 10, num_features=10, spread=4.0, rng=rng)
         return X[:5000], y[:5000], X[5000:], y[5000:], None
@@ -71,22 +74,37 @@ def _load(dataset, K, rng, data_dir, download):
     return X[:4000], y[:4000], X[4000:], y[4000:], None
 
 
-def _hold_out(clients, rng, test_fraction=0.2, standardize=False):
-    """Keep a random ``test_fraction`` of every client's rows as the pooled server test set."""
-    X, y, X_test, y_test, groups = [], [], [], [], []
-    for k, (X_k, y_k) in enumerate(clients):
-        order = rng.permutation(len(y_k))
-        cut = round(len(y_k) * test_fraction)
-        X_test.append(X_k[order[:cut]])
-        y_test.append(y_k[order[:cut]])
-        X.append(X_k[order[cut:]])
-        y.append(y_k[order[cut:]])
-        groups.append(np.full(len(y_k) - cut, k))
-    X, X_test = np.concatenate(X), np.concatenate(X_test)
+def _hold_out(X, y, group, rng, test_fraction=0.2, standardize=False):
+    """Keep a random ``test_fraction`` of every group's rows as the pooled server test set.
+
+    ``group`` holds a client id ``0..K-1`` per row. Returns ``(X, y, X_test, y_test, groups)``
+    with the training rows grouped by client, clients in order, and ``groups`` their ids.
+    """
+    train, test = _hold_out_rows(group, rng, test_fraction)
+    X_train, X_test = np.take(X, train, axis=0), np.take(X, test, axis=0)  # take: 3x X[rows]
     if standardize:  # features on one scale (statistics of the training pool)
-        mu, sd = X.mean(axis=0), X.std(axis=0) + 1e-8
-        X, X_test = (X - mu) / sd, (X_test - mu) / sd
-    return X, np.concatenate(y), X_test, np.concatenate(y_test), np.concatenate(groups)
+        mu, sd = X_train.mean(axis=0), X_train.std(axis=0) + 1e-8
+        X_train, X_test = (X_train - mu) / sd, (X_test - mu) / sd
+    return X_train, y[train], X_test, y[test], group[train]
+
+
+def _hold_out_rows(group, rng, test_fraction):
+    """Row numbers ``(train, test)``: client ``k``'s ``n_k`` rows (in row order) are shuffled by
+    ``rng.permutation(n_k)``, the first ``cut_k = round(test_fraction n_k)`` go to the test set.
+
+    One permutation per client, clients ``0, 1, ...`` in order (the draws of a per-client loop);
+    everything else is O(n) array work on row numbers, never on the features.
+    """
+    by_client = np.argsort(group, kind="stable")  # (n,) rows grouped by client, in row order
+    n_k = np.bincount(group)  # (K,)
+    start = np.cumsum(n_k) - n_k
+    cut = np.round(n_k * test_fraction).astype(np.int64)  # half to even, as Python's round
+    train, test = [], []
+    for k in range(len(n_k)):
+        shuffled = start[k] + rng.permutation(int(n_k[k]))  # client k's places in by_client
+        test.append(shuffled[: cut[k]])
+        train.append(shuffled[cut[k] :])
+    return by_client[np.concatenate(train)], by_client[np.concatenate(test)]
 
 
 def make_model(name: str, data: FederatedDataset, l2: float = 0.0):

@@ -141,31 +141,36 @@ def fedprox_synthetic(
     u = rng.normal(0.0, alpha, len(n_k))  # (K,)
     B = rng.normal(0.0, beta, len(n_k))  # (K,)
     v = rng.normal(B[:, None], 1.0, (len(n_k), FEDPROX_FEATURES))  # (K, 60)
-    X_parts, y_parts = [], []
-    for k, n in enumerate(n_k):
+    X, y, offsets = _allocate(n_k)
+    for k in range(len(n_k)):
+        a, b = offsets[k], offsets[k + 1]
         W_k = rng.normal(u[k], 1.0, (FEDPROX_FEATURES, FEDPROX_CLASSES))  # (60, 10)
         b_k = rng.normal(u[k], 1.0, FEDPROX_CLASSES)  # (10,)
-        x = v[k] + std_x * rng.standard_normal((n, FEDPROX_FEATURES))  # (n_k, 60)
-        X_parts.append(x)
-        y_parts.append(np.argmax(x @ W_k + b_k, axis=1))
-    return _stack(X_parts, y_parts, n_k)
+        x = v[k] + std_x * rng.standard_normal((b - a, FEDPROX_FEATURES))  # (n_k, 60) float64
+        X[a:b] = x  # rounded to float32 in place: no float64 copy of the whole pool
+        y[a:b] = np.argmax(x @ W_k + b_k, axis=1)  # labels from the float64 features
+    return X, y, np.repeat(np.arange(len(n_k), dtype=np.int64), n_k)
 
 
 def _fedprox_iid(n_k: np.ndarray, std_x: np.ndarray, rng: np.random.Generator):
     """Synthetic-IID: one shared ``(W, b) ~ N(0, 1)``, and ``x ~ N(0, Sigma)`` on every device."""
     W = rng.standard_normal((FEDPROX_FEATURES, FEDPROX_CLASSES))  # (60, 10)
     b = rng.standard_normal(FEDPROX_CLASSES)  # (10,)
-    X_parts = [std_x * rng.standard_normal((n, FEDPROX_FEATURES)) for n in n_k]
-    y_parts = [np.argmax(x @ W + b, axis=1) for x in X_parts]
-    return _stack(X_parts, y_parts, n_k)
+    X, y, offsets = _allocate(n_k)
+    for k in range(len(n_k)):  # labels take no draws, so computing them here keeps the stream
+        a, z = offsets[k], offsets[k + 1]
+        x = std_x * rng.standard_normal((z - a, FEDPROX_FEATURES))  # (n_k, 60) float64
+        X[a:z] = x
+        y[a:z] = np.argmax(x @ W + b, axis=1)
+    return X, y, np.repeat(np.arange(len(n_k), dtype=np.int64), n_k)
 
 
-def _stack(X_parts, y_parts, n_k):
-    """Concatenate per-device arrays into ``(X, y, device_ids)``."""
-    X = np.concatenate(X_parts).astype(np.float32)
-    y = np.concatenate(y_parts).astype(np.int64)
-    device_ids = np.repeat(np.arange(len(n_k), dtype=np.int64), n_k)
-    return X, y, device_ids
+def _allocate(n_k: np.ndarray):
+    """Empty float32 ``X`` of shape ``(n, 60)``, int64 ``y`` of shape ``(n,)``, and the device
+    offsets ``[0, n_0, n_0 + n_1, ..., n]``: device ``k`` owns rows ``offsets[k]:offsets[k+1]``."""
+    n = int(n_k.sum())
+    offsets = np.concatenate([[0], np.cumsum(n_k)])  # (K + 1,)
+    return np.empty((n, FEDPROX_FEATURES), np.float32), np.empty(n, np.int64), offsets
 
 
 def gaussian_blobs(
