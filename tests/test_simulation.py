@@ -20,6 +20,7 @@ from minifed.simulation import (
     run,
     sample_clients,
 )
+from minifed.simulation.checkpoint import fingerprint
 from minifed.simulation.progress import Progress
 
 WALL_CLOCK = ("seconds", "eval_seconds")
@@ -370,3 +371,18 @@ def test_per_client_metrics_can_be_kept_every_n_rounds(fed, algorithm):
     assert len(sparse.to_json()) < len(every.to_json())
     with pytest.raises(ValueError, match="client_metrics_every"):
         run(algorithm, fed, 1, client_metrics_every=-1)
+
+
+def test_a_checkpoint_with_a_broken_w_is_refused(tmp_path, fed, algorithm):
+    from minifed.simulation.checkpoint import Checkpoint
+
+    path = tmp_path / "run.npz"
+    run(algorithm, fed, 2, fraction=0.3, checkpoint=path)
+    for broken, message in [(np.full(15, np.nan, np.float32), "non-finite"),
+                            (np.zeros(15, np.float64), "dtype float64"),
+                            (np.zeros(7, np.float32), "length 15")]:  # fmt: skip
+        saved = load_checkpoint(path)
+        saved.w = broken
+        Checkpoint(path).save(saved, fingerprint(fed))
+        with pytest.raises((CheckpointError, ValueError), match=message):
+            run(algorithm, fed, 4, fraction=0.3, checkpoint=path)

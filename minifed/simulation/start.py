@@ -60,8 +60,10 @@ def _resume(algorithm, data, config, saver: Checkpoint, digest: str):
             f"at least {done} rounds, or delete it."
         )
     w = algorithm.model.check_params(state.w, f"the w of {where}")
-    if w.dtype != data.X.dtype or not np.isfinite(w).all():
-        raise CheckpointError(f"{where} holds a w of dtype {w.dtype} with non-finite values.")
+    if w.dtype != data.X.dtype:
+        raise CheckpointError(f"{where} holds a w of dtype {w.dtype}, the data {data.X.dtype}.")
+    if not np.isfinite(w).all():
+        raise CheckpointError(f"{where} holds a w with non-finite values; delete it.")
     protocol, server = check_algorithm(algorithm, w)
     if set(server) != set(state.server):
         raise CheckpointError(
