@@ -347,11 +347,15 @@ def test_run_rejects_wrong_types(fed, algorithm):
         run("fedavg", fed, 1)
 
 
-def test_a_checkpoint_of_the_first_format_still_resumes(tmp_path, fed, algorithm):
-    """Before algorithms had state, a checkpoint held ``w`` and the history as one string."""
+@pytest.mark.parametrize("as_bytes", [False, True])
+def test_a_checkpoint_of_the_first_format_still_resumes(tmp_path, fed, algorithm, as_bytes):
+    """Before algorithms had state, a checkpoint held ``w`` and the history as one string
+    (for a few commits, as its UTF-8 bytes)."""
     path = tmp_path / "old.npz"
     w, history = run(algorithm, fed, 2, fraction=0.3, seed=5)
-    np.savez(path, w=w, history=np.array(history.to_json()))
+    text = history.to_json()
+    saved = np.frombuffer(text.encode(), np.uint8) if as_bytes else np.array(text)
+    np.savez(path, w=w, history=saved)
     w_resumed, resumed = run(algorithm, fed, 4, fraction=0.3, seed=5, checkpoint=path)
     w_full, full = run(algorithm, fed, 4, fraction=0.3, seed=5)
     np.testing.assert_array_equal(w_resumed, w_full)

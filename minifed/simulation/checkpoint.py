@@ -88,9 +88,10 @@ class Checkpoint:
     def load(self) -> tuple[RunState, str | None]:
         """``(state, data fingerprint)``; the fingerprint is ``None`` in a format-1 file."""
         arrays = self._arrays()
-        if "history" in arrays:  # format 1: the whole history as one string
-            history = History.from_dict(json.loads(str(arrays["history"])))
-            return RunState(arrays["w"], history), None
+        if "history" in arrays:  # format 1: the whole history as one string (or its bytes)
+            text = arrays["history"]
+            text = str(text) if text.dtype.kind == "U" else text.tobytes().decode()
+            return RunState(arrays["w"], History.from_dict(json.loads(text))), None
         meta = json.loads(arrays.pop("meta").tobytes())
         history = History(meta["config"], self._rounds(meta["rounds"]), meta["stopped"])
         server = {k[7:]: v for k, v in arrays.items() if k.startswith("server/")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import inspect
 import io
+import os
 import pickle
 import sys
 import types
@@ -33,6 +34,9 @@ def refuse_unguarded_main() -> None:
     if frame is None:
         return
     line = frame.f_lineno
+    started = _process_start()
+    if started is None or Path(path).stat().st_mtime > started + 2.0:  # btime has 1 s steps
+        return  # the script changed since it started (its lines moved), or cannot tell
     try:
         tree = ast.parse(Path(path).read_text(), path)
     except (OSError, SyntaxError, ValueError):
@@ -47,6 +51,18 @@ def refuse_unguarded_main() -> None:
         f"every worker imports {name} again: put the script's code under "
         '`if __name__ == "__main__":` (or run with workers=1).'
     )
+
+
+def _process_start() -> float | None:
+    """When this process started (seconds since the epoch), from Linux's ``/proc``; ``None``
+    elsewhere."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))  # fmt: skip
+        return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def main_objects(job) -> list[str]:
