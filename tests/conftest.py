@@ -9,7 +9,10 @@ environment variable ``CI`` is ``true``: then absence FAILS the test. Use it as 
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +35,19 @@ def require_dataset(name: str, files=None) -> dict:
 def require_dataset_fixture():
     """The :func:`require_dataset` function, for tests that prefer a fixture."""
     return require_dataset
+
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def load_script(name: str):
+    """The module of ``benchmarks/<name>.py`` (scripts, not a package), loaded once."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def blobs_federation(K=10, n=400, d=4, C=3, separation=2.0, seed=0) -> FederatedDataset:

@@ -3,7 +3,9 @@
 import re
 from pathlib import Path
 
-from conftest import require_dataset
+import numpy as np
+
+from conftest import load_script, require_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -68,15 +70,7 @@ def test_cnn_reproduction_rows_match_the_recorded_histories():
 
 
 def test_fedprox_reproduction_rows_match_the_recorded_histories():
-    import importlib.util
-    import sys
-
-    spec = importlib.util.spec_from_file_location(
-        "reproduce_fedprox", ROOT / "benchmarks" / "reproduce_fedprox.py"
-    )
-    rp = importlib.util.module_from_spec(spec)
-    sys.modules["reproduce_fedprox"] = rp
-    spec.loader.exec_module(rp)
+    rp = load_script("reproduce_fedprox")
     histories = rp.load_results()
     section = README.split("## Reproducing the FedProx paper", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| Synthetic(")]
@@ -98,3 +92,42 @@ def test_fedprox_reproduction_rows_match_the_recorded_histories():
             assert rp.stat(histories, a, x, "fedprox_mu0", rp.argmin_round) <= 10
             assert rp.device_gain(histories, a, x) > 0
         assert rp.drop_gap(histories, a, 0.9) > 0 and rp.drop_accuracy(histories, a, 0.9) > 0
+
+
+def test_algorithm_comparison_rows_match_the_recorded_histories():
+    cm = load_script("compare_mnist")
+    histories = cm.load(cm.RESULTS)
+    section = README.split("## Comparing the algorithms", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| Fed") or
+            line.startswith("| SCAFFOLD")]  # fmt: skip
+    runs = list(cm.comparison().items())
+    assert len(rows) == len(runs) == 8
+    for row, (name, candidate) in zip(rows, runs, strict=True):
+        label, settings, r90, r95, best, mb95 = [c.strip() for c in row.strip("|").split("|")]
+        h = histories[name]
+        t, acc = h.metric("test_accuracy")
+        assert label == cm.LABELS[candidate.algorithm]
+        assert f"lr={h.config['lr']}" in settings
+        shown = [key for key in ("mu", "rho", "momentum", "tau") if key in h.config]
+        shown += ["server_lr"] if "server_lr=" in settings else []  # SCAFFOLD's 1.0: omitted
+        for key in shown:
+            assert f"{key}={h.config[key]}" in settings, (name, key)
+        assert (r90, mb95) == (cm._reached(h, 0.90)[0], cm._reached(h, 0.95)[1])
+        assert r95 == cm._reached(h, 0.95)[0]
+        assert best == f"{acc.max():.4f} ({t[np.argmax(acc)]})"
+    assert histories["scaffold"].config["diverged_at"] == 176
+    sweep = cm.load(cm.RESULTS / "sweep")  # the weakest pull was chosen for FedProx and FedADMM
+    for name, key in (("fedprox", "mu"), ("fedadmm", "rho")):
+        grid = [h.config[key] for n, h in sweep.items() if n.startswith(name)]
+        assert len(grid) >= 4 and histories[name].config[key] == min(grid)
+    fedavg, scaffold = histories["fedavg-lr0.1"], histories["scaffold-lr0.1"]
+    assert 2 * scaffold.rounds_to(0.95) <= fedavg.rounds_to(0.95)  # half the rounds
+    ratio = cm.megabytes(scaffold, scaffold.rounds_to(0.95)) / cm.megabytes(
+        fedavg, fedavg.rounds_to(0.95)
+    )
+    assert 0.9 < ratio < 1.1  # about the same megabytes
+    at_02 = [n for n, c in runs if histories[n].config["lr"] == 0.2 and n != "scaffold"]
+    fewest = min(at_02, key=lambda n: cm.megabytes(histories[n], histories[n].rounds_to(0.95)))
+    assert fewest == "fedadam"
+    best = max(histories, key=lambda n: histories[n].metric("test_accuracy")[1].max())
+    assert best == "fedadam"

@@ -1,19 +1,11 @@
 """The FedAvg-paper reproduction script's logic, on a tiny federation (no MNIST needed)."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
-from conftest import blobs_federation
+from conftest import blobs_federation, load_script
 
 from minifed.simulation import History
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "reproduce_fedavg.py"
-spec = importlib.util.spec_from_file_location("reproduce_fedavg", SCRIPT)
-rf = importlib.util.module_from_spec(spec)
-sys.modules["reproduce_fedavg"] = rf  # dataclasses look their module up there
-spec.loader.exec_module(rf)
+rf = load_script("reproduce_fedavg")
 
 
 def tiny_federation():

@@ -1,22 +1,18 @@
 """The FedProx-paper reproduction script's pieces on tiny settings, and its recorded results."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from conftest import load_script
 
 from minifed.data import fedprox_synthetic
 from minifed.seeding import DATA, derived_rng
 from minifed.simulation import History
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "reproduce_fedprox.py"
-spec = importlib.util.spec_from_file_location("reproduce_fedprox", SCRIPT)
-rp = importlib.util.module_from_spec(spec)
-sys.modules["reproduce_fedprox"] = rp  # dataclasses look their module up there
-spec.loader.exec_module(rp)
+rp = load_script("reproduce_fedprox")
 
 
 def test_cells_cover_data_sets_stragglers_and_methods():
