@@ -6,3 +6,7 @@ McMahan et al. (2017).
 """
 
 __version__ = "0.1.0"
+
+from minifed._docstrings import plain_doc, show_doc
+
+__all__ = ["plain_doc", "show_doc"]

@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from minifed.dataset import FederatedDataset
-from minifed.plot import metric_curve, plot_client_accuracy, plot_label_distribution, plot_metric
+from minifed.plot import (
+    metric_curve,
+    plot_client_accuracy,
+    plot_label_distribution,
+    plot_label_heatmap,
+    plot_metric,
+    plot_round_diagram,
+)
 from minifed.simulation import History
 
 
@@ -64,3 +71,52 @@ def test_client_accuracy_histogram_counts_clients():
     plot_client_accuracy(fake_history("fedavg", [0.2, 0.8]), ax=ax)
     assert sum(p.get_height() for p in ax.patches) == 2
     plt.close(fig)
+
+
+def test_a_log_bytes_axis_drops_round_zero_instead_of_drawing_a_false_segment():
+    """Round 0 sent 0 bytes: on a log axis it cannot be drawn, and joining it to round 1 would
+    draw a flat segment that reads as 'high accuracy after almost no bytes'."""
+    history = fake_history("fedavg", [0.1, 0.8, 0.9])
+    fig, ax = plt.subplots()
+    plot_metric({"run": history}, x="bytes", ax=ax, log_x=True)
+    xs, ys = ax.lines[0].get_data()
+    assert np.all(xs > 0) and list(ys) == [0.8, 0.9]
+    plot_metric({"run": history}, x="bytes", ax=ax)  # a linear axis keeps every point
+    assert len(ax.lines[1].get_xdata()) == 3
+    plt.close(fig)
+
+
+def test_label_heatmap_shows_each_clients_shares():
+    counts = np.array([[10, 0, 0], [1, 1, 2], [0, 5, 15]])
+    fig, ax = plt.subplots()
+    plot_label_heatmap(counts, ax=ax)
+    shares = ax.images[0].get_array()  # (classes, K)
+    np.testing.assert_allclose(shares.sum(axis=0), 1.0)
+    np.testing.assert_allclose(shares[:, 2], [0, 0.25, 0.75])
+    plt.close(fig)
+
+
+def test_round_diagram_draws_the_sampled_clients_arrows():
+    fig, ax = plt.subplots()
+    plot_round_diagram(K=5, S=(0, 2), ax=ax)
+    arrows = [t for t in ax.texts if getattr(t, "arrow_patch", None) is not None]
+    assert len(arrows) == 4  # one down and one up per sampled client
+    labels = [t.get_text() for t in ax.texts]
+    assert sum(s.startswith("client ") for s in labels) == 5
+    plt.close(fig)
+
+
+def test_use_style_sets_one_look():
+    import minifed.plot as plot
+
+    applied = plot.use_style()
+    assert all(matplotlib.rcParams[k] == v or k == "figure.figsize" for k, v in applied.items())
+
+
+def test_plain_doc_reads_without_markup():
+    from minifed import plain_doc
+    from minifed.algorithms import FedAvg
+
+    text = plain_doc(FedAvg.server_update)
+    assert "``" not in text and "w_{t+1} = sum_{k in S_t} (n_k / n_S) w_k" in text
+    assert "Parameters" not in plain_doc(FedAvg) and "Parameters" in plain_doc(FedAvg, full=True)

@@ -3,7 +3,7 @@
     Server executes:
         initialize w_0
         for each round t = 1, 2, ...:
-            m   <- max(C * K, 1)                   # minifed.simulation.sample_clients
+            m   <- max(round(C K), 1)              # minifed.simulation.sample_clients
             S_t <- (random set of m clients)
             for each client k in S_t in parallel:
                 w_{t+1}^k <- ClientUpdate(k, w_t)  # FedAvg.client_update

@@ -1,5 +1,4 @@
-"""Figures for runs and federations. Every function takes an optional matplotlib ``Axes`` and
-returns the one it drew on; the library never calls ``plt.show()``."""
+"""Metrics of runs against rounds, megabytes or seconds."""
 
 from __future__ import annotations
 
@@ -7,7 +6,6 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from minifed.dataset import FederatedDataset
 from minifed.simulation.history import History
 
 X_AXES = {
@@ -23,7 +21,8 @@ LABELS = {
 }
 
 
-def _axes(ax):
+def axes(ax):
+    """``ax``, or a new figure's axes when ``ax`` is None."""
     if ax is None:
         import matplotlib.pyplot as plt
 
@@ -57,9 +56,11 @@ def plot_metric(runs, metric: str = "test_accuracy", x: str = "round", ax=None, 
         runs = [runs]
     if not isinstance(runs, Mapping):
         runs = {_label(h): h for h in runs}
-    ax = _axes(ax)
+    ax = axes(ax)
     for label, history in runs.items():
         xs, ys = metric_curve(history, metric, x)
+        if log_x and x != "round":  # a log axis has no place for x <= 0 (round 0 sent 0 bytes):
+            xs, ys = xs[xs > 0], ys[xs > 0]  # drawing it would add a false, flat first segment
         ax.plot(xs, ys, label=label, marker="." if len(xs) < 30 else None)
     ax.set_xlabel(X_AXES[x])
     ax.set_ylabel(LABELS.get(metric, metric.replace("_", " ")))
@@ -75,42 +76,3 @@ def _label(history: History) -> str:
     if c.get("algorithm") == "fedavg":
         return f"FedAvg (E={c.get('epochs')}, B={c.get('batch_size') or 'inf'})"
     return str(c.get("algorithm", "run"))
-
-
-def plot_label_distribution(data, num_classes: int | None = None, ax=None, max_clients=50):
-    """Stacked bars: how many samples of each class every client holds.
-
-    ``data`` is a :class:`FederatedDataset` or a ``(K, classes)`` count matrix.
-    """
-    counts = data.label_counts(num_classes) if isinstance(data, FederatedDataset) else data
-    counts = np.asarray(counts)[:max_clients]
-    ax = _axes(ax)
-    bottom = np.zeros(len(counts))
-    cmap = _class_colors(counts.shape[1])
-    for c in range(counts.shape[1]):
-        ax.bar(np.arange(len(counts)), counts[:, c], bottom=bottom, color=cmap[c], label=str(c))
-        bottom += counts[:, c]
-    ax.set_xlabel("client k")
-    ax.set_ylabel("samples held (n_k)")
-    ax.legend(title="class", fontsize="small", ncols=2, loc="upper right")
-    return ax
-
-
-def _class_colors(num_classes: int):
-    import matplotlib
-
-    cmap = matplotlib.colormaps["tab10" if num_classes <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(num_classes)]
-
-
-def plot_client_accuracy(history: History, ax=None, round: int | None = None, bins=20):
-    """Histogram of the per-client accuracies at an evaluated round (default: the last one)."""
-    evaluated = [r for r in history.rounds if r.get("client_accuracy") is not None]
-    if not evaluated:
-        raise ValueError("the history has no per-client accuracy (a regression run?).")
-    record = evaluated[-1] if round is None else next(r for r in evaluated if r["round"] == round)
-    ax = _axes(ax)
-    ax.hist(record["client_accuracy"], bins=bins, range=(0, 1), edgecolor="white")
-    ax.set_xlabel(f"client accuracy on its own data (round {record['round']})")
-    ax.set_ylabel("number of clients")
-    return ax
