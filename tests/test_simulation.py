@@ -2,6 +2,7 @@
 
 import io
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -308,11 +309,33 @@ def test_client_error_names_client_and_round(fed):
         run(Faulty(SoftmaxRegression(4, 3), 0.1), fed, 2, fraction=1.0)
 
 
-def test_progress_line_in_a_log(fed):
+def test_progress_line_has_the_same_fields_every_round(fed):
     stream = io.StringIO()
-    bar = Progress(3, enabled=True, stream=stream)
-    bar.update({"round": 1, "train_loss": 0.5, "test_accuracy": 0.9})
-    assert "round 1/3" in stream.getvalue() and "test_accuracy 0.9000" in stream.getvalue()
+    bar = Progress(3, enabled=True, every=0.0, stream=stream, label="FedAvg")
+    bar.update({"round": 0, "train_loss": 0.5, "test_accuracy": 0.9})
+    bar.update({"round": 1, "train_loss": None, "test_accuracy": None})  # not evaluated
+    first, second = stream.getvalue().splitlines()
+    assert first.startswith("FedAvg  round 0/3  F(w) 0.5000 (round 0)  test acc 0.9000 (round 0)")
+    assert second.startswith("FedAvg  round 1/3  F(w) 0.5000 (round 0)  test acc 0.9000 (round 0)")
+
+
+def test_progress_in_jupyter_updates_one_output_not_stderr(monkeypatch):
+    shown = []
+
+    class FakeLine:
+        def show(self, text):
+            shown.append(text)
+
+    monkeypatch.setitem(sys.modules, "ipykernel", object())
+    monkeypatch.setattr("minifed.simulation.progress._jupyter_display", lambda: FakeLine())
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    bar = Progress(2, enabled=True)
+    for t in range(3):
+        bar.update({"round": t, "train_loss": 1.0 / (t + 1), "test_accuracy": None})
+    bar.close()
+    assert len(shown) == 3 and stderr.getvalue() == ""
+    assert shown[-1].startswith("round 2/2  F(w) 0.3333 (round 2)  test acc -")
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,7 @@ def run(
     target_accuracy: float | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 10,
-    progress: bool | None = None,
+    progress: bool | str | None = None,
     callbacks: Sequence[Callable[[dict, np.ndarray], bool | None]] = (),
     engine=None,
     workers: int = 1,
@@ -108,8 +108,9 @@ def run(
         sizes) is refused, with the settings that differ; ``rounds``, ``checkpoint_every``,
         ``eval_train``, ``client_metrics_every``, ``target_accuracy`` and ``workers`` may change
         between the two.
-    progress : bool, optional
-        Show a progress line (``None``: only once the run has lasted a couple of seconds).
+    progress : bool or str, optional
+        Show a progress line (``None``: only once the run has lasted a couple of seconds); a
+        string also names the run in the line.
     callbacks : callables ``f(record, w)``
         Called after every round; a callback returning ``True`` stops the run. ``record`` is
         the round's entry of the history: fields a callback adds to it (e.g. a metric of its
@@ -152,7 +153,8 @@ def run(
         state.history.stopped = "target"  # resumed from a run that already reached it
         return state.w, state.history
     job = (algorithm, protocol, config["seed"])
-    bar = Progress(rounds, progress)
+    label = progress if isinstance(progress, str) else ""
+    bar = Progress(rounds, True if label else progress, label=label)
     try:
         with _engine(data, engine, workers) as engine:
             for t in range(len(state.history.rounds), rounds + 1):

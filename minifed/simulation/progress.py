@@ -1,4 +1,10 @@
-"""A one-line progress display for long runs, in a terminal or in Jupyter (no dependencies)."""
+"""A one-line progress display for long runs, in a terminal, a log file or Jupyter.
+
+The line always has the same fields: the round, the last evaluated objective ``F(w)`` and test
+accuracy with the round they were measured at, and the elapsed time. In a terminal it is
+rewritten in place with ``\\r``; in a log file a full line is printed every ``every`` seconds; in
+Jupyter one output (not the stderr stream) is updated in place.
+"""
 
 from __future__ import annotations
 
@@ -7,38 +13,54 @@ import time
 
 
 class Progress:
-    """Shows ``round t/T`` and the latest metrics on one line, rewritten in place.
+    """Shows ``[label] round t/T``, the latest metrics and the time on one line.
 
     ``enabled=None`` (auto) shows it only once a run has lasted ``delay`` seconds, so quick runs
-    stay silent. Where carriage returns do not rewrite a line (a log file), a full line is printed
-    every ``every`` seconds instead.
+    stay silent. ``label`` names the run (several runs in one cell or script).
     """
 
-    def __init__(self, total: int, enabled: bool | None = None, delay=2.0, every=10.0, stream=None):
+    def __init__(self, total: int, enabled: bool | None = None, delay=2.0, every=10.0,
+                 stream=None, label: str = ""):  # fmt: skip
         self.total, self.enabled, self.delay, self.every = total, enabled, delay, every
+        self.label = label
         self.stream = stream or sys.stderr
         self.start = self.last = time.perf_counter()
-        self.inline = _is_interactive(self.stream)
+        self.jupyter = stream is None and "ipykernel" in sys.modules
+        self.display = None  # the Jupyter output, made at the first update shown
+        self.inline = not self.jupyter and _is_terminal(self.stream)
         self.shown = False
+        self.measured: dict[str, tuple[float, int]] = {}  # metric -> (value, round)
 
     def update(self, record: dict) -> None:
+        for key in ("train_loss", "test_accuracy"):
+            if record.get(key) is not None:
+                self.measured[key] = (record[key], record["round"])
         now = time.perf_counter()
         if self.enabled is False or (self.enabled is None and now - self.start < self.delay):
             return
-        if not self.inline and self.shown and now - self.last < self.every:
+        if not (self.jupyter or self.inline) and self.shown and now - self.last < self.every:
             return
-        self.last, self.shown = now, True
-        self.stream.write(("\r" if self.inline else "") + self.line(record, now - self.start))
-        self.stream.write("" if self.inline else "\n")
-        self.stream.flush()
+        self.last = now
+        text = self.line(record["round"], now - self.start)
+        if self.jupyter and self.display is None:
+            self.display = _jupyter_display()
+            self.jupyter = self.display is not None
+        if self.display is not None:
+            self.display.show(text)
+        else:
+            self.stream.write(("\r" if self.inline else "") + text + ("" if self.inline else "\n"))
+            self.stream.flush()
+        self.shown = True
 
-    def line(self, record: dict, elapsed: float) -> str:
-        parts = [f"round {record['round']}/{self.total}"]
-        for key in ("train_loss", "test_accuracy"):
-            if record.get(key) is not None:
-                parts.append(f"{key} {record[key]:.4f}")
+    def line(self, t: int, elapsed: float) -> str:
+        """``label  round t/T  F(w) 0.1234 (round 10)  test acc 0.8123 (round 10)  12 s``."""
+        parts = [self.label] if self.label else []
+        parts.append(f"round {t}/{self.total}")
+        for key, name in (("train_loss", "F(w)"), ("test_accuracy", "test acc")):
+            value, at = self.measured.get(key, (None, None))
+            parts.append(f"{name} {'-' if value is None else f'{value:.4f} (round {at})'}")
         parts.append(f"{elapsed:.0f} s")
-        return "  ".join(parts).ljust(70)
+        return "  ".join(parts).ljust(78)
 
     def close(self) -> None:
         if self.shown and self.inline:
@@ -46,6 +68,28 @@ class Progress:
             self.stream.flush()
 
 
-def _is_interactive(stream) -> bool:
-    """True in a terminal or a Jupyter kernel, where ``\\r`` rewrites the current line."""
-    return "ipykernel" in sys.modules or bool(getattr(stream, "isatty", lambda: False)())
+class _JupyterLine:
+    """One output area of the running cell, replaced at every update."""
+
+    def __init__(self):
+        from IPython.display import Pretty, display
+
+        self.Pretty, self.handle = Pretty, display(Pretty(""), display_id=True)
+
+    def show(self, text: str) -> None:
+        self.handle.update(self.Pretty(text))
+
+
+def _jupyter_display():
+    """A :class:`_JupyterLine` inside a Jupyter kernel, else ``None``."""
+    if "ipykernel" not in sys.modules:
+        return None
+    try:
+        return _JupyterLine()
+    except Exception:  # no IPython display machinery: fall back to the stream
+        return None
+
+
+def _is_terminal(stream) -> bool:
+    """True in a terminal, where ``\\r`` rewrites the current line."""
+    return bool(getattr(stream, "isatty", lambda: False)())
