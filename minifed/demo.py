@@ -31,8 +31,11 @@ def demo_runs(dataset: str = "auto", seed: int = 0) -> tuple[dict[str, History],
     data = load_federation(dataset, spec, K, rng=derived_rng(seed, DATA), download=False)
     model = make_model(model_name, data)
     common = {"fraction": 0.1, "seed": seed, "eval_every": every}
+    algorithms = {
+        "FedSGD": FedSGD(model, lr_sgd),
+        f"FedAvg (E={E}, B={B})": FedAvg(model, lr_avg, E, B),
+    }
     runs = {
-        "FedSGD": run(FedSGD(model, lr_sgd), data, rounds, **common)[1],
-        f"FedAvg (E={E}, B={B})": run(FedAvg(model, lr_avg, E, B), data, rounds, **common)[1],
+        name: run(a, data, rounds, progress=name, **common)[1] for name, a in algorithms.items()
     }
     return runs, target, data

@@ -120,3 +120,19 @@ def test_plain_doc_reads_without_markup():
     text = plain_doc(FedAvg.server_update)
     assert "``" not in text and "w_{t+1} = sum_{k in S_t} (n_k / n_S) w_k" in text
     assert "Parameters" not in plain_doc(FedAvg) and "Parameters" in plain_doc(FedAvg, full=True)
+
+
+def test_examples_processed_count_each_sampled_client_E_times():
+    rounds = [
+        {"round": 0, "clients": [], "test_accuracy": 0.1},
+        {"round": 1, "clients": [0, 2], "test_accuracy": 0.5},
+        {"round": 2, "clients": [1], "test_accuracy": 0.7},
+    ]
+    n_k = np.array([10, 20, 30])
+    xs, ys = metric_curve(History({"epochs": 5}, rounds), "test_accuracy", "examples", n_k)
+    np.testing.assert_array_equal(xs, [0, 5 * 40, 5 * 40 + 5 * 20])
+    np.testing.assert_array_equal(ys, [0.1, 0.5, 0.7])
+    xs, _ = metric_curve(History({"algorithm": "fedsgd"}, rounds), "test_accuracy", "examples", n_k)
+    np.testing.assert_array_equal(xs, [0, 40, 60])  # FedSGD: one pass, E = 1
+    with pytest.raises(ValueError, match="n_k"):
+        metric_curve(History({}, rounds), "test_accuracy", "examples")

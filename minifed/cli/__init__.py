@@ -147,7 +147,10 @@ def run_command(args) -> int:
     if args.out:
         print(f"history written to {history.save(args.out)}")
     if args.plot:
-        print(f"figure written to {save_figure({algorithm.name: history}, args.plot)}")
+        path = save_figure(
+            {algorithm.name: history}, args.plot, data.n_k, target=args.target_accuracy
+        )
+        print(f"figure written to {path}")
     return 0
 
 
@@ -196,6 +199,6 @@ def demo(args) -> int:
         print(f"{label:34} {t if t is not None else 'not reached':>17} {mb:>13.1f} {final:>15.3f}")
     C = next(iter(runs.values())).config["fraction"]
     title = f"FedSGD against FedAvg: {data.name}, C = {C}"
-    path = save_figure(runs, args.out, title=title)
+    path = save_figure(runs, args.out, data.n_k, title=title, target=target)
     print(f"\nfigure written to {path} ({time.perf_counter() - start:.0f} s)")
     return 0

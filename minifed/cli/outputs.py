@@ -49,18 +49,28 @@ def check_output(flag: str, path) -> None:
         raise UsageError(f"{flag} {path}: {parent} is not writable.")
 
 
-def save_figure(runs: dict[str, History], path, metric="test_accuracy", title="") -> Path:
-    """Accuracy against rounds and against bytes, side by side, written to ``path``."""
+def save_figure(runs: dict[str, History], path, n_k, metric="test_accuracy", title="",
+                target=None):  # fmt: skip
+    """``metric`` against rounds and against the clients' computation (examples processed;
+    ``n_k`` the clients' sizes), side by side, written to ``path``; ``target`` draws the target.
+
+    FedSGD and FedAvg send the same bytes a round; FedAvg's clients compute ``E`` epochs of
+    minibatch steps where FedSGD's compute one gradient: the second panel shows that trade.
+    """
     from matplotlib.figure import Figure
 
     from minifed.plot import plot_metric
 
     fig = Figure(figsize=(11, 4.2), layout="constrained")
-    ax_round, ax_bytes = fig.subplots(1, 2)
+    ax_round, ax_work = fig.subplots(1, 2)
     plot_metric(runs, metric, x="round", ax=ax_round)
-    plot_metric(runs, metric, x="bytes", ax=ax_bytes)
+    plot_metric(runs, metric, x="examples", ax=ax_work, n_k=n_k, log_x=True)
     ax_round.set_title("per communication round")
-    ax_bytes.set_title("per megabyte communicated")
+    ax_work.set_title("per unit of local computation")
+    if target is not None:
+        for ax in (ax_round, ax_work):
+            ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
+            ax.legend()
     if title:
         fig.suptitle(title)
     path = Path(path)

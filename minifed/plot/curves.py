@@ -12,6 +12,7 @@ X_AXES = {
     "round": "communication round t",
     "bytes": "communication (MB sent up + down, cumulative)",
     "seconds": "wall-clock training time (s, cumulative)",
+    "examples": "local computation (examples processed by clients, cumulative)",
 }
 LABELS = {
     "test_accuracy": "test accuracy",
@@ -30,25 +31,36 @@ def axes(ax):
     return ax
 
 
-def metric_curve(history: History, metric: str, x: str = "round") -> tuple[np.ndarray, np.ndarray]:
+def metric_curve(
+    history: History, metric: str, x: str = "round", n_k=None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` of a metric over the evaluated rounds, with ``x`` the round number, the
-    cumulative megabytes communicated or the cumulative training seconds."""
+    cumulative megabytes communicated, the cumulative training seconds, or the cumulative
+    examples the clients processed, ``sum_t sum_{k in S_t} E n_k`` (``E = 1`` for FedSGD; needs
+    the clients' sizes ``n_k``): the computation FedAvg trades for communication."""
     if x not in X_AXES:
         raise ValueError(f"x must be one of {sorted(X_AXES)}, got {x!r}.")
     t, y = history.metric(metric)
     if x == "round":
         return t.astype(np.float64), y
+    if x == "examples" and n_k is None:
+        raise ValueError("x='examples' needs n_k, the clients' sizes (data.n_k).")
+    E = history.config.get("epochs") or 1
     per_round = {
-        "bytes": [(r["bytes_up"] + r["bytes_down"]) / 1e6 for r in history.rounds],
-        "seconds": [r["seconds"] for r in history.rounds],
+        "bytes": lambda r: (r["bytes_up"] + r["bytes_down"]) / 1e6,
+        "seconds": lambda r: r["seconds"],
+        "examples": lambda r: E * int(np.sum(np.asarray(n_k)[r["clients"]])),
     }[x]
-    total = np.cumsum(per_round)
+    total = np.cumsum([per_round(r) for r in history.rounds])
     index = {r["round"]: i for i, r in enumerate(history.rounds)}
     return total[[index[int(s)] for s in t]], y
 
 
-def plot_metric(runs, metric: str = "test_accuracy", x: str = "round", ax=None, log_x=False):
-    """Plot ``metric`` against round, bytes or seconds for several runs on one axis.
+def plot_metric(
+    runs, metric: str = "test_accuracy", x: str = "round", ax=None, log_x=False, n_k=None
+):
+    """Plot ``metric`` against rounds, bytes, seconds or examples processed (see
+    :func:`metric_curve`) for several runs on one axis.
 
     ``runs`` is a ``{label: History}`` mapping (or a list of histories, labelled by algorithm).
     """
@@ -58,7 +70,7 @@ def plot_metric(runs, metric: str = "test_accuracy", x: str = "round", ax=None, 
         runs = {_label(h): h for h in runs}
     ax = axes(ax)
     for label, history in runs.items():
-        xs, ys = metric_curve(history, metric, x)
+        xs, ys = metric_curve(history, metric, x, n_k)
         if log_x and x != "round":  # a log axis has no place for x <= 0 (round 0 sent 0 bytes):
             xs, ys = xs[xs > 0], ys[xs > 0]  # drawing it would add a false, flat first segment
         ax.plot(xs, ys, label=label, marker="." if len(xs) < 30 else None)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import sys
 import time
 
+REDRAW = 0.2  # seconds: the shortest interval between two redraws of a line in place
+
 
 class Progress:
     """Shows ``[label] round t/T``, the latest metrics and the time on one line.
@@ -28,7 +30,7 @@ class Progress:
         self.jupyter = stream is None and "ipykernel" in sys.modules
         self.display = None  # the Jupyter output, made at the first update shown
         self.inline = not self.jupyter and _is_terminal(self.stream)
-        self.shown = False
+        self.shown, self.pending = False, None  # pending: a round updated but not yet shown
         self.measured: dict[str, tuple[float, int]] = {}  # metric -> (value, round)
 
     def update(self, record: dict) -> None:
@@ -38,10 +40,15 @@ class Progress:
         now = time.perf_counter()
         if self.enabled is False or (self.enabled is None and now - self.start < self.delay):
             return
-        if not (self.jupyter or self.inline) and self.shown and now - self.last < self.every:
-            return
-        self.last = now
-        text = self.line(record["round"], now - self.start)
+        wait = self.every if not (self.jupyter or self.inline) else REDRAW
+        self.pending = record["round"]
+        if self.shown and now - self.last < wait:
+            return  # a line was shown a moment ago; close() shows the last round
+        self._show(record["round"], now)
+
+    def _show(self, t: int, now: float) -> None:
+        self.last, self.pending = now, None
+        text = self.line(t, now - self.start)
         if self.jupyter and self.display is None:
             self.display = _jupyter_display()
             self.jupyter = self.display is not None
@@ -63,6 +70,8 @@ class Progress:
         return "  ".join(parts).ljust(78)
 
     def close(self) -> None:
+        if self.shown and self.pending is not None and (self.jupyter or self.inline):
+            self._show(self.pending, time.perf_counter())  # the run's last round
         if self.shown and self.inline:
             self.stream.write("\n")
             self.stream.flush()
