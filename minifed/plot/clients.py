@@ -43,6 +43,7 @@ def plot_label_heatmap(data, num_classes: int | None = None, ax=None, max_client
     ax.set_xlabel("client k")
     ax.set_ylabel("class c")
     ax.set_yticks(range(share.shape[1]))
+    ax.grid(False)  # grid lines would cross the cells
     ax.figure.colorbar(image, ax=ax, label="share of the client's samples")
     return ax
 
