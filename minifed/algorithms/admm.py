@@ -11,8 +11,8 @@ dual ``p_k lambda_k`` and penalty ``rho_k = p_k rho``), is
 
 Algorithm (the global model ``w`` plays ``z``; ``u_k = w_k + lambda_k / rho``)::
 
-    Server: w_1 = w_0; N = 0                          # N = samples of the clients seen so far
-    for each round t = 1, 2, ...:
+    Server: N = 0                                     # N = samples of the clients seen so far
+    for each round t = 0, 1, ...:
         S_t <- (random set of m clients)
         for each client k in S_t in parallel:         # FedADMM.client_update
             (first round of k: lambda_k = 0, u_k = w_t, n_counted_k = 0, i.e. k sat at z)

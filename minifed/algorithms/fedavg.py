@@ -2,7 +2,7 @@
 
     Server executes:
         initialize w_0
-        for each round t = 1, 2, ...:
+        for each round t = 0, 1, ...:
             m   <- max(round(C K), 1)              # minifed.simulation.sample_clients
             S_t <- (random set of m clients)
             for each client k in S_t in parallel:

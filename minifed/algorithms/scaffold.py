@@ -4,7 +4,7 @@ local steps are our w, w_k, K, eta, eta_g, u_k local steps).
 
     Server executes:
         initialize w, c = 0; every client's c_k = 0 (created on its first round)
-        for each round t = 1, 2, ...:
+        for each round t = 0, 1, ...:
             S <- (m clients)
             send (w, c) to every k in S                        # down = ("c",)
             for each client k in S in parallel:                # SCAFFOLD.client_update

@@ -1,12 +1,15 @@
 """The round loop: sample, run the clients, update the server, evaluate, record.
 
     w_0, server state <- model.init(rng(seed)), algorithm.init_state(w_0)
-    for t = 1, ..., T:
+    for t = 0, 1, ..., T - 1:                 (the history records it as round r = t + 1)
         S_t            <- m = max(round(C K), 1) clients drawn without replacement
-        M, state_S     <- [client_update(w_t, X_k, y_k, rng(seed, t, k), down, state_k)
+        M, state_S     <- [client_update(w_t, X_k, y_k, rng(seed, r, k), down, state_k)
                            for k in S_t]                              (an engine runs these)
-        w_{t+1}, state <- server_update(w_t, M, n_{S_t}, rng(seed, t), state)
-        every eval_every rounds: F(w), test loss and accuracy, per-client metrics
+        w_{t+1}, state <- server_update(w_t, M, n_{S_t}, rng(seed, r), state)
+        every eval_every rounds: F(w_{t+1}), test loss and accuracy, per-client metrics
+
+Record ``r`` of the history therefore describes ``w_r``, the model after ``r`` rounds (record 0
+evaluates ``w_0``), as in tutorials/notation.md.
 
 The loop owns all state (``RunState``: ``w``, the server state, the clients' rows, the history),
 so the algorithm object holds settings only, workers stay stateless, and a checkpoint holds
