@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
 def test_ruff(command):
     result = subprocess.run(
-        ["ruff", *command, "minifed", "tests", "benchmarks", "figures"],
+        ["ruff", *command, "minifed", "tests", "benchmarks", "figures", "docs"],
         cwd=ROOT,
         capture_output=True,
         text=True,
