@@ -131,3 +131,22 @@ def test_algorithm_comparison_rows_match_the_recorded_histories():
     assert fewest == "fedadam"
     best = max(histories, key=lambda n: histories[n].metric("test_accuracy")[1].max())
     assert best == "fedadam"
+
+
+def test_readme_links_reach_files_and_built_pages():
+    """Relative links name files of the repository; ``site/X.html`` links name the page that
+    ``mkdocs build`` makes from ``X.ipynb`` or ``X.md`` (docs/hooks.py), which must exist."""
+    missing = []
+    for target in re.findall(r"\]\(([^)#\s]+)", README):
+        if re.match(r"[a-z]+:", target):
+            continue  # a web address
+        if target.startswith("site/"):
+            stem = target.removeprefix("site/").removesuffix(".html")
+            if not any((ROOT / f"{stem}{suffix}").is_file() for suffix in (".ipynb", ".md")):
+                missing.append(target)
+        elif not (ROOT / target).exists():
+            missing.append(target)
+    assert not missing, missing
+    chapters = sorted(p.stem for p in (ROOT / "tutorials").glob("[0-9][0-9]_*.ipynb"))
+    for stem in chapters:  # every chapter has its row, with the notebook and the page
+        assert f"(tutorials/{stem}.ipynb) ([page](site/tutorials/{stem}.html))" in README, stem
