@@ -3,12 +3,16 @@
 The clients' samples are stored once, client after client, in one array; client ``k``'s data is
 the slice ``X[offsets[k]:offsets[k+1]]`` (a view). Rounds never copy client data, and the whole
 pool can be placed in shared memory for parallel workers.
+
+Natural silos (hospitals, stations, fleets) also come with a test set each
+(:meth:`FederatedDataset.from_silos`). The test rows are then stored the same way, silo after
+silo: ``X_test`` is the pooled test set and client ``k``'s own test rows are the view
+``X_test[test_offsets[k]:test_offsets[k+1]]``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 
 import numpy as np
@@ -37,6 +41,10 @@ class FederatedDataset:
         clients' rows are already ``0..n-1`` in order and ``X`` already has ``dtype``, keep ``X``
         and ``y`` themselves (no copy, half the memory for a large pool; the caller must then not
         modify them). Otherwise the rows are gathered anyway.
+    test_sizes : sequence of K ints, optional
+        When the test set is made of the clients' own test rows, stored client after client:
+        client ``k`` holds the next ``test_sizes[k] >= 1`` rows of ``X_test``. The evaluation
+        then also reports every client's test metrics (``client_test_loss``, ...).
 
     Attributes
     ----------
@@ -48,6 +56,11 @@ class FederatedDataset:
         Total samples, ``n = sum_k n_k``.
     p : float array of shape ``(K,)``
         Mixing coefficients ``p_k = n_k / n`` of the objective ``F(w) = sum_k p_k F_k(w)``.
+    n_k_test, test_offsets : int arrays of shape ``(K,)`` and ``(K + 1,)``, or None
+        Test rows per client and where each client's block starts in ``X_test`` (``None``
+        without ``test_sizes``).
+    client_names : list of str or None
+        The silos' names, when built by :meth:`from_silos`.
     """
 
     def __init__(
@@ -60,6 +73,7 @@ class FederatedDataset:
         dtype=np.float32,
         name: str = "",
         copy: bool = True,
+        test_sizes: Sequence[int] | None = None,
     ):
         X = check_features("X", X)
         y = np.asarray(y)
@@ -71,7 +85,8 @@ class FederatedDataset:
         self.n_k = np.array([len(ix) for ix in client_indices], dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.n_k)])
         self.name = name
-        self.X_test = self.y_test = None
+        self.client_names: list[str] | None = None
+        self.X_test = self.y_test = self.n_k_test = self.test_offsets = None
         if X_test is not None or y_test is not None:
             if X_test is None or y_test is None:
                 raise ValueError("X_test and y_test must be given together.")
@@ -85,6 +100,9 @@ class FederatedDataset:
                 )
             self.X_test = np.ascontiguousarray(X_test, dtype=dtype)
             self.y_test = y_test
+        if test_sizes is not None:
+            self.n_k_test = _check_test_sizes(test_sizes, self.K, self.y_test)
+            self.test_offsets = np.concatenate([[0], np.cumsum(self.n_k_test)])
 
     @classmethod
     def from_clients(cls, clients, X_test=None, y_test=None, dtype=np.float32, name: str = ""):
@@ -92,14 +110,44 @@ class FederatedDataset:
         clients = list(clients)
         if not clients:
             raise ValueError("clients is empty: give at least one (X_k, y_k) pair.")
-        for k, (X_k, y_k) in enumerate(clients):
-            check_same_length(np.asarray(X_k), np.asarray(y_k), f"client {k}'s X_k and y_k")
-        sizes = [len(y_k) for _, y_k in clients]
-        X = np.concatenate([np.asarray(X_k) for X_k, _ in clients])
-        y = np.concatenate([np.asarray(y_k) for _, y_k in clients])
+        names = [(f"client {k}'s X_k", "y_k") for k in range(len(clients))]
+        X, y, sizes = _stack_clients(clients, dtype, names)
         bounds = np.cumsum([0, *sizes])
         indices = [np.arange(a, b) for a, b in pairwise(bounds)]
-        return cls(X, y, indices, X_test, y_test, dtype=dtype, name=name)
+        return cls(X, y, indices, X_test, y_test, dtype=dtype, name=name, copy=False)
+
+    @classmethod
+    def from_silos(
+        cls, silos: Mapping[str, tuple], dtype=np.float32, name: str = ""
+    ) -> FederatedDataset:
+        """Build from natural silos, each with its own training and test rows.
+
+        ``silos`` maps a silo's name to ``(X_train, y_train, X_test, y_test)``. Silo ``k`` (in
+        the mapping's order) is client ``k``; the training rows are stored client after client
+        (each concatenated once into ``dtype``, no further copy), and so are the test rows:
+        ``X_test``, ``y_test`` are the pooled test set and :meth:`client_test` gives silo ``k``'s
+        own. ``client_names`` keeps the names.
+        """
+        if not isinstance(silos, Mapping):
+            raise TypeError(
+                "silos must be a dict {name: (X_train, y_train, X_test, y_test)}, "
+                f"got {type(silos).__name__}."
+            )
+        if not silos:
+            raise ValueError("silos is empty: give at least one silo.")
+        for key, silo in silos.items():
+            if not isinstance(silo, Sequence) or len(silo) != 4:
+                raise ValueError(f"silos[{key!r}] must be (X_train, y_train, X_test, y_test).")
+        train = [(s[0], s[1]) for s in silos.values()]
+        test = [(s[2], s[3]) for s in silos.values()]
+        names = {part: [(f"silos[{key!r}]'s X_{part}", f"y_{part}")
+                        for key in silos] for part in ("train", "test")}  # fmt: skip
+        X, y, sizes = _stack_clients(train, dtype, names["train"])
+        X_test, y_test, test_sizes = _stack_clients(test, dtype, names["test"])
+        indices = [np.arange(a, b) for a, b in pairwise(np.cumsum([0, *sizes]))]
+        data = cls(X, y, indices, X_test, y_test, dtype, name, copy=False, test_sizes=test_sizes)
+        data.client_names = [str(key) for key in silos]
+        return data
 
     @property
     def K(self) -> int:
@@ -120,6 +168,17 @@ class FederatedDataset:
             raise ValueError(f"k must be a client id in [0, {self.K}), got {k}.")
         a, b = self.offsets[k], self.offsets[k + 1]
         return self.X[a:b], self.y[a:b]
+
+    def client_test(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Client ``k``'s own test rows ``(X_test_k, y_test_k)`` as views (needs ``test_sizes``)."""
+        if self.test_offsets is None:
+            raise ValueError(
+                "this federation has no per-client test sets; build it with "
+                "FederatedDataset.from_silos(...) or give test_sizes."
+            )
+        self.client(k)  # checks k
+        a, b = self.test_offsets[k], self.test_offsets[k + 1]
+        return self.X_test[a:b], self.y_test[a:b]
 
     def client_of_sample(self) -> np.ndarray:
         """Client id of every row of the pool, shape ``(n,)``."""
@@ -167,6 +226,39 @@ def _check_indices(client_indices, n: int) -> np.ndarray:
     if np.count_nonzero(seen) != order.size:
         raise ValueError("client_indices overlap: a sample may belong to one client only.")
     return order
+
+
+def _stack_clients(pairs, dtype, names) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """The clients' ``(X_k, y_k)`` pairs concatenated: ``X`` (cast to ``dtype`` while it is
+    concatenated: one new array), ``y``, and the sizes ``n_k``. ``names[k]`` names client
+    ``k``'s two arrays in errors, e.g. ``("client 0's X_k", "y_k")``."""
+    X_parts, y_parts = [], []
+    for (X_k, y_k), (X_name, y_name) in zip(pairs, names, strict=True):
+        X_k, y_k = check_features(X_name, X_k), np.asarray(y_k)
+        check_same_length(X_k, y_k, f"{X_name} and {y_name}")
+        X_parts.append(X_k)
+        y_parts.append(y_k)
+    X = np.concatenate(X_parts, dtype=dtype) if len(X_parts) > 1 else X_parts[0].astype(dtype)
+    return X, np.concatenate(y_parts), [len(y_k) for y_k in y_parts]
+
+
+def _check_test_sizes(test_sizes, K: int, y_test) -> np.ndarray:
+    """``test_sizes`` as an int64 array of ``K`` counts >= 1 that add up to the test set."""
+    if y_test is None:
+        raise ValueError("test_sizes needs a test set: give X_test and y_test too.")
+    sizes = np.asarray(test_sizes)
+    if sizes.shape != (K,) or sizes.dtype.kind not in "iu":
+        raise ValueError(
+            f"test_sizes must hold one whole number per client ({K}), got {sizes.tolist()}."
+        )
+    if sizes.min() < 1:
+        k = int(np.argmin(sizes))
+        raise ValueError(f"client {k} has no test rows: every client needs at least one.")
+    if sizes.sum() != len(y_test):
+        raise ValueError(
+            f"test_sizes add up to {sizes.sum()} rows but the test set has {len(y_test)}."
+        )
+    return sizes.astype(np.int64)
 
 
 def _is_identity(order: np.ndarray, n: int) -> bool:

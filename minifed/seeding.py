@@ -10,13 +10,14 @@ worker processes run them:
     client k   <- rng(seed, CLIENT, t, k)        (minibatch order, local noise)
     server     <- rng(seed, SERVER, t)           (e.g. DP noise, straggler draws)
     partition  <- rng(seed, DATA)
+    secure agg <- rng(seed, SECAGG, t, k)        (client k's keys and dropout, Bonawitz et al.)
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-INIT, SAMPLING, CLIENT, DATA, SERVER = 0, 1, 2, 3, 4  # purposes
+INIT, SAMPLING, CLIENT, DATA, SERVER, SECAGG = 0, 1, 2, 3, 4, 5  # purposes
 
 
 def derived_rng(seed: int, *keys: int) -> np.random.Generator:

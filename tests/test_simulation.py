@@ -82,6 +82,81 @@ def test_availability_limits_the_sample_to_online_clients():
         sample_clients(6, 0.5, 0, 1, scheme="fastest")
 
 
+def test_poisson_sampling_keeps_each_client_with_probability_q():
+    K, q, T = 20, 0.1, 3000
+    counts, sizes = np.zeros(K), []
+    for t in range(1, T + 1):
+        S = sample_clients(K, q, seed=0, t=t, scheme="poisson")
+        assert np.all(np.diff(S) > 0)
+        counts[S] += 1
+        sizes.append(len(S))
+    expected = T * q
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected))
+    assert abs(np.mean(sizes) - q * K) < 0.05 * q * K and abs(np.var(sizes) - K * q * (1 - q)) < 0.3
+    assert sizes.count(0) > 0  # P(|S_t| = 0) = 0.9^20 = 12 %: empty rounds happen
+    np.testing.assert_array_equal(
+        sample_clients(K, q, 4, 7, "poisson"), sample_clients(K, q, 4, 7, "poisson")
+    )
+
+
+def test_poisson_sampling_with_availability_keeps_online_clients_only():
+    availability = np.array([1.0, 0.0, 1.0, 0.5])
+    hits = np.zeros(4)
+    for t in range(1, 2001):
+        hits[sample_clients(4, 0.5, 0, t, "poisson", availability=availability)] += 1
+    assert hits[1] == 0
+    np.testing.assert_allclose(hits / 2000, [0.5, 0.0, 0.5, 0.25], atol=0.05)  # a_k q
+
+
+def test_poisson_run_resumes_bit_for_bit_and_keeps_w_in_empty_rounds(tmp_path, fed, algorithm):
+    settings = {"fraction": 0.1, "seed": 1, "sampling": "poisson"}
+    w, reference = run(algorithm, fed, 8, **settings)
+    sizes = [len(r["clients"]) for r in reference.rounds[1:]]
+    assert 0 in sizes and len(set(sizes)) > 1 and reference.config["sampling"] == "poisson"
+    path = tmp_path / "ckpt.npz"
+
+    def interrupt(record, w):
+        if record["round"] == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(algorithm, fed, 8, checkpoint=path, callbacks=[interrupt], **settings)
+    w2, resumed = run(algorithm, fed, 8, checkpoint=path, **settings)
+    np.testing.assert_array_equal(w2, w)
+    assert without_wall_clock(resumed) == without_wall_clock(reference)
+    with pytest.raises(CheckpointError, match="sampling"):  # another scheme: another run
+        run(algorithm, fed, 8, checkpoint=path, fraction=0.1, seed=1)
+
+
+class _NeedsPoisson(FedAvg):
+    """Declares what DP-FedAvg declares: Poisson sampling, and a server update in every round."""
+
+    requires_sampling = "poisson"
+    runs_empty_rounds = True
+
+    def init_state(self, w):
+        return {"updates": 0}
+
+    def server_update(self, w, W, updates):
+        w_next = W.mean(axis=0) if len(W) else w
+        return w_next, {"updates": updates + 1}
+
+
+def test_an_algorithm_can_require_poisson_sampling_and_every_round(fed):
+    algorithm = _NeedsPoisson(SoftmaxRegression(4, 3), lr=0.1)
+    _, history = run(algorithm, fed, 10, fraction=0.05, seed=0)  # sampling defaults to poisson
+    assert history.config["sampling"] == "poisson"
+    assert any(r["clients"] == [] for r in history.rounds[1:])
+    assert [r["updates"] for r in history.rounds] == list(range(11))  # empty rounds included
+    for sampling in ("uniform", "size"):
+        with pytest.raises(ValueError, match="sampling='poisson'"):
+            run(algorithm, fed, 1, sampling=sampling)
+    with pytest.raises(ValueError, match="availability"):
+        run(algorithm, fed, 1, availability=np.ones(fed.K))
+    with pytest.raises(ValueError, match="sampling"):
+        run(FedAvg(SoftmaxRegression(4, 3), lr=0.1), fed, 1, sampling="bernoulli")
+
+
 def test_round_with_no_client_online_keeps_w(fed, algorithm):
     w, history = run(algorithm, fed, 3, fraction=0.5, availability=np.zeros(fed.K))
     w0, _ = run(algorithm, fed, 0)

@@ -76,6 +76,8 @@ class Algorithm:
 
     name = "algorithm"
     down: tuple[str, ...] = ()  # server-state fields sent to the clients with w
+    requires_sampling: str | None = None  # the one sampling scheme run() allows, if any
+    runs_empty_rounds = False  # True: server_update runs even when no client took part
 
     def __init__(self, model: Model, lr: float):
         if not isinstance(model, Model):

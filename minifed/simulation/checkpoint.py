@@ -41,10 +41,14 @@ class RunState:
 
 
 def fingerprint(data) -> str:
-    """A BLAKE2 digest of a federation's arrays (clients' ``X``, ``y``, sizes, test set): a
-    checkpoint made on other data with the same name and sizes is then recognised."""
+    """A BLAKE2 digest of a federation's arrays (clients' ``X``, ``y``, sizes, test set and its
+    split by client): a checkpoint made on other data with the same name and sizes is then
+    recognised."""
     digest = hashlib.blake2b(digest_size=16)
-    for a in (data.X, data.y, data.offsets, data.X_test, data.y_test):
+    arrays = [data.X, data.y, data.offsets, data.X_test, data.y_test]
+    if getattr(data, "test_offsets", None) is not None:  # per-client test sets
+        arrays.append(data.test_offsets)
+    for a in arrays:
         a = np.ascontiguousarray(a if a is not None else np.empty(0))
         digest.update(f"{a.dtype.str}{a.shape}".encode())
         digest.update(a.data)

@@ -15,8 +15,9 @@ class History:
     Every entry has ``round``, ``clients`` (the sampled ids), ``bytes_up``, ``bytes_down`` (bytes
     of the arrays actually sent in that round) and ``seconds`` (wall time of that round). On
     evaluation rounds it also has ``train_loss`` (the objective ``F(w)``), ``train_accuracy``,
-    ``test_loss``, ``test_accuracy``, ``client_loss`` and ``client_accuracy`` (one per client);
-    elsewhere these are ``None``.
+    ``test_loss``, ``test_accuracy``, ``client_loss`` and ``client_accuracy`` (one per client),
+    and, when every client has its own test set (``FederatedDataset.from_silos``),
+    ``client_test_loss`` and ``client_test_accuracy``; elsewhere these are ``None``.
     """
 
     def __init__(self, config: dict | None = None, rounds: list[dict] | None = None, stopped=None):

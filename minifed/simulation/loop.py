@@ -3,6 +3,7 @@
     w_0, server state <- model.init(rng(seed)), algorithm.init_state(w_0)
     for t = 0, 1, ..., T - 1:                 (the history records it as round r = t + 1)
         S_t            <- m = max(round(C K), 1) clients drawn without replacement
+                          (sampling="poisson": each client with probability C)
         M, state_S     <- [client_update(w_t, X_k, y_k, rng(seed, r, k), down, state_k)
                            for k in S_t]                              (an engine runs these)
         w_{t+1}, state <- server_update(w_t, M, n_{S_t}, rng(seed, r), state)
@@ -30,14 +31,21 @@ from minifed.algorithms.base import Algorithm
 from minifed.dataset import FederatedDataset
 from minifed.seeding import server_rng
 from minifed.simulation.checkpoint import Checkpoint, RunState, fingerprint
-from minifed.simulation.engine import SequentialEngine
+from minifed.simulation.engine import SequentialEngine, empty_messages
 from minifed.simulation.evaluate import evaluate
-from minifed.simulation.history import History
+from minifed.simulation.history import History, json_safe
 from minifed.simulation.parallel import ProcessEngine
 from minifed.simulation.progress import Progress
 from minifed.simulation.protocol import run_server
 from minifed.simulation.sampling import sample_clients
-from minifed.simulation.start import METRICS, PER_CLIENT, check_run, check_sampling, start
+from minifed.simulation.start import (
+    METRICS,
+    PER_CLIENT,
+    PER_CLIENT_TEST,
+    check_run,
+    check_sampling,
+    start,
+)
 from minifed.simulation.state import as_arrays
 
 
@@ -57,7 +65,7 @@ def run(
     *,
     fraction: float = 0.1,
     seed: int = 0,
-    sampling: str = "uniform",
+    sampling: str | None = None,
     availability=None,
     w0: np.ndarray | None = None,
     eval_every: int = 1,
@@ -76,16 +84,24 @@ def run(
     Parameters
     ----------
     fraction : float
-        Client fraction ``C`` in (0, 1]; ``m = max(round(C K), 1)`` clients per round.
+        Client fraction ``C`` in (0, 1]; ``m = max(round(C K), 1)`` clients per round (with
+        ``sampling="poisson"``, each client's probability ``q`` of taking part).
     seed : int
         The one seed of the run: ``w_0``, every sample ``S_t``, every client's and the server's
         randomness are derived from it (:mod:`minifed.seeding`), so the same seed gives the same
         history.
-    sampling : {"uniform", "size"}
-        How ``S_t`` is drawn: uniformly, or with probability proportional to ``n_k``.
+    sampling : {"uniform", "size", "poisson"}, optional
+        How ``S_t`` is drawn: ``m`` clients uniformly, or with probability proportional to
+        ``n_k``; or ``"poisson"``: each client independently with probability ``q = fraction``
+        (``|S_t|`` varies, may be 0). Default: the scheme the algorithm requires
+        (``requires_sampling``, ``"poisson"`` for DP-FedAvg, which refuses any other), else
+        ``"uniform"``.
     availability : sequence of K probabilities, optional
         Client ``k`` is online in a round with probability ``availability[k]``; only online
-        clients can be sampled, and a round with no client online leaves ``w`` unchanged.
+        clients can be sampled. A round without clients leaves ``w`` unchanged, unless the
+        algorithm declares ``runs_empty_rounds = True``: then its server update runs with ``M``
+        of zero rows (DP-FedAvg adds its noise and counts the round in its accountant, as its
+        privacy analysis assumes a release in every round).
     w0 : array, optional
         Initial parameters; by default ``model.init(rng(seed))`` in the data's dtype.
     eval_every : int
@@ -94,7 +110,8 @@ def run(
         Also compute the objective ``F(w)`` and the per-client metrics on the clients' data
         (a pass over all of it); ``False`` evaluates on the test set only, which is much cheaper.
     client_metrics_every : int
-        Keep the per-client metrics ``client_loss`` and ``client_accuracy`` in the records of
+        Keep the per-client metrics ``client_loss`` and ``client_accuracy`` (and, with per-client
+        test sets, ``client_test_loss`` and ``client_test_accuracy``) in the records of
         evaluation rounds that are multiples of this (and the last); ``0``: never. They are
         ``K`` numbers each, about 40 bytes of JSON per client and round (400 KB a record with
         10,000 clients, 120 MB over 300 evaluated rounds), so large federations keep them
@@ -147,7 +164,7 @@ def run(
         checkpoint_every=check_int("checkpoint_every", checkpoint_every, minimum=1),
         eval_train=bool(eval_train),
         client_metrics_every=check_int("client_metrics_every", client_metrics_every, minimum=0),
-        **check_sampling(data, eval_train, sampling, availability),
+        **check_sampling(algorithm, data, eval_train, sampling, availability),
     )
     saver = None if checkpoint is None else Checkpoint(checkpoint)
     digest = None if saver is None else fingerprint(data)
@@ -203,15 +220,20 @@ def _round(job, engine, state: RunState, t: int, data, config) -> dict:
             data.K, c["fraction"], c["seed"], t, c["sampling"], data.n_k, c["availability"]
         )
     w, server, rows = state.w, state.server, None
-    if len(S):  # no client online: w stays as it is
+    empty_round = t > 0 and algorithm.runs_empty_rounds  # DP-FedAvg's noise
+    if len(S) or empty_round:  # else no client took part: w stays as it is
         history = state.history
         rows = state.clients.get(algorithm, S, w) if protocol.client_fields else None
         down = {f: state.server[f] for f in protocol.down}
         with np.errstate(over="ignore", invalid="ignore"):  # divergence is checked below
-            M, rows = engine.run_clients(job, w, t, S, down, rows)
+            if len(S):
+                M, rows = engine.run_clients(job, w, t, S, {**down, "S": S}, rows)  # S: if asked
+            else:  # the server update gets M with zero rows
+                M = empty_messages(protocol, 0)
             _check_finite(M, "a client update", t, history, w, S)
             available = {"n_S": data.n_k[S], "S": S, "t": t, "K": data.K, "n_k": data.n_k,
-                         "C": config["fraction"], "rng": server_rng(seed, t)}  # fmt: skip
+                         "C": config["fraction"], "rng": server_rng(seed, t),
+                         "seed": seed}  # fmt: skip
             w, server = run_server(algorithm, protocol, state.w, M, available, state.server)
         w, server = np.asarray(w).astype(state.w.dtype, copy=False), as_arrays(server)
         _check_finite({"w": w}, "the server update", t, history, state.w)
@@ -220,7 +242,8 @@ def _round(job, engine, state: RunState, t: int, data, config) -> dict:
             bytes_up=sum(int(v.nbytes) for v in M.values()),
             bytes_down=len(S) * (w.nbytes + protocol.down_bytes(down)),
         )
-    record.update({f: v.item() for f, v in server.items() if v.ndim == 0})
+    # scalar state as the history's JSON keeps it (inf -> None, e.g. DP's epsilon without noise)
+    record.update({f: json_safe(v.item()) for f, v in server.items() if v.ndim == 0})
     record["seconds"] = time.perf_counter() - start
     record.update(_evaluate(algorithm, w, state.history, t, data, config))
     state.w, state.server = w, server  # the round is complete: commit it
@@ -232,7 +255,8 @@ def _round(job, engine, state: RunState, t: int, data, config) -> dict:
 
 def _evaluate(algorithm, w, history, t: int, data, config) -> dict:
     """The metrics of ``w`` on evaluation rounds, ``None`` for each elsewhere."""
-    record = dict.fromkeys(METRICS + PER_CLIENT)
+    per_client = PER_CLIENT + (PER_CLIENT_TEST if data.test_offsets is not None else ())
+    record = dict.fromkeys(METRICS + per_client)
     if t % config["eval_every"] and t != config["rounds"]:
         return {**record, "eval_seconds": 0.0}
     start = time.perf_counter()
@@ -240,7 +264,7 @@ def _evaluate(algorithm, w, history, t: int, data, config) -> dict:
         record.update(evaluate(algorithm.model, w, data, train=config["eval_train"]))
     every = config["client_metrics_every"]
     if not every or (t % every and t != config["rounds"]):
-        record.update(dict.fromkeys(PER_CLIENT))
+        record.update(dict.fromkeys(per_client))
     loss = record["train_loss"] if config["eval_train"] else record["test_loss"]
     if not np.isfinite(loss):
         raise DivergenceError(

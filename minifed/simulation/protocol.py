@@ -5,8 +5,15 @@ once per run and makes the calls. ``client_update(w, X_k, y_k, ...)`` and
 ``server_update(w, M, ...)`` receive exactly the names their signatures list, from a small
 vocabulary:
 
-- a client may ask for ``rng``, ``k``, ``t``, the ``down`` fields and its own state fields;
-- the server may ask for ``n_S``, ``S``, ``t``, ``K``, ``C``, ``n_k``, ``rng`` and its state fields.
+- a client may ask for ``rng``, ``k``, ``t``, ``S``, ``seed``, the ``down`` fields and its own
+  state fields;
+- the server may ask for ``n_S``, ``S``, ``t``, ``K``, ``C``, ``n_k``, ``rng``, ``seed`` and its
+  state fields.
+
+``S`` is the round's sampled set (the server announces it, e.g. to the members of a secure
+aggregation). ``seed`` is the run's seed, for algorithms that simulate a protocol *among* the
+round's clients (secure aggregation's key exchange): each party derives its own generator from
+it with :func:`minifed.seeding.derived_rng`, so every process computes the same messages.
 
 Messages travel as ``{field: array}`` inside the engines; an algorithm whose ``up`` declares a
 single field sends and receives a bare array instead.
@@ -22,8 +29,8 @@ import numpy as np
 
 from minifed.seeding import client_rng
 
-CLIENT_NAMES = ("rng", "k", "t")
-SERVER_NAMES = ("n_S", "S", "t", "K", "C", "n_k", "rng")
+CLIENT_NAMES = ("rng", "k", "t", "S", "seed")  # S arrives with the down fields
+SERVER_NAMES = ("n_S", "S", "t", "K", "C", "n_k", "rng", "seed")
 
 
 @cache
@@ -101,7 +108,7 @@ def _refuse_arrays(algorithm, name: str) -> None:
 
 def run_client(algorithm, protocol: Protocol, seed: int, w, X_k, y_k, t, k, down, state_k):
     """Client ``k``'s update in round ``t``; returns ``(message fields, new state or None)``."""
-    available = {"k": int(k), "t": int(t), **down, **(state_k or {})}
+    available = {"k": int(k), "t": int(t), "seed": int(seed), **down, **(state_k or {})}
     kwargs = {}
     for arg in wanted(type(algorithm).client_update, 4):
         kwargs[arg] = client_rng(seed, t, k) if arg == "rng" else available[arg]

@@ -1,7 +1,11 @@
-"""Client sampling: which ``m = max(round(C K), 1)`` clients take part in round ``t``.
+"""Client sampling: which clients take part in round ``t``.
 
-Round ``t``'s sample is drawn from its own generator ``rng(seed, SAMPLING, t)``
-(:mod:`minifed.seeding`), so it does not depend on anything else the run draws.
+``"uniform"`` and ``"size"`` draw ``m = max(round(C K), 1)`` distinct clients; ``"poisson"``
+lets every client take part independently with probability ``q = C``, so ``|S_t|`` varies
+(mean ``q K``, possibly 0): the sampling that the privacy analysis of DP-FedAvg assumes
+(McMahan et al. 2018). Round ``t``'s sample is drawn from its own generator
+``rng(seed, SAMPLING, t)`` (:mod:`minifed.seeding`), so it does not depend on anything else the
+run draws, and a resumed run draws the same samples.
 """
 
 from __future__ import annotations
@@ -23,18 +27,24 @@ def clients_per_round(K: int, C: float) -> int:
     return max(round(C * K), 1)
 
 
-SCHEMES = ("uniform", "size")
+SCHEMES = ("uniform", "size", "poisson")
 
 
 def sample_clients(
     K: int, C: float, seed: int, t: int, scheme: str = "uniform", n_k=None, availability=None
 ) -> np.ndarray:
-    """``S_t``: up to ``m = max(round(C K), 1)`` distinct client ids, sorted.
+    """``S_t``: distinct client ids, sorted.
 
-    ``scheme="uniform"`` draws every client with the same chance (McMahan et al. 2017);
-    ``"size"`` draws clients with probability proportional to ``n_k``. With ``availability``
-    (one probability per client), each client is first online with its own probability, and the
-    sample is drawn among the online ones only: fewer than ``m`` (even none) may take part.
+    ``scheme="uniform"`` draws ``m = max(round(C K), 1)`` clients, every client with the same
+    chance (McMahan et al. 2017); ``"size"`` draws them with probability proportional to
+    ``n_k``; ``"poisson"`` keeps each client independently with probability ``q = C`` (one
+    coin per client, ``|S_t| ~ Binomial(K, q)``). With ``availability`` (one probability per
+    client), each client is first online with its own probability, and the sample is drawn
+    among the online ones only: fewer than ``m`` (even none) may take part; with ``"poisson"``
+    client ``k`` then takes part with probability ``availability[k] * q``.
+
+    >>> [len(sample_clients(10, 0.5, seed=0, t=t, scheme="poisson")) for t in range(1, 6)]
+    [3, 7, 6, 7, 5]
     """
     m = clients_per_round(K, C)
     if scheme not in SCHEMES:
@@ -43,6 +53,8 @@ def sample_clients(
     online = np.arange(K)
     if availability is not None:
         online = np.flatnonzero(rng.random(K) < availability)
+    if scheme == "poisson":  # client k's coin does not depend on who else is online
+        return online[(rng.random(K) < C)[online]]
     if m >= len(online):
         return online
     p = None

@@ -22,6 +22,7 @@ from minifed.simulation.state import as_arrays
 RECORD = ("round", "clients", "bytes_up", "bytes_down", "seconds", "eval_seconds")
 METRICS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 PER_CLIENT = ("client_loss", "client_accuracy")
+PER_CLIENT_TEST = ("client_test_loss", "client_test_accuracy")  # with per-client test sets
 # settings that change neither w nor the recorded rounds: a checkpoint resumes with other values
 NOT_IDENTITY = (
     "rounds", "checkpoint_every", "eval_train", "target_accuracy", "client_metrics_every"
@@ -37,7 +38,7 @@ def start(algorithm, data, config, w0, saver, digest):
     else:
         w = algorithm.model.check_params(w0, "w0").astype(data.X.dtype)  # a copy
     protocol, server = check_algorithm(algorithm, w)
-    clash = set(server) & {*RECORD, *METRICS, *PER_CLIENT}
+    clash = set(server) & {*RECORD, *METRICS, *PER_CLIENT, *PER_CLIENT_TEST}
     if clash:
         raise TypeError(f"server-state fields {sorted(clash)} clash with the history's fields.")
     return RunState(w, History(config), as_arrays(server)), protocol
@@ -85,12 +86,28 @@ def _check_same_settings(where: str, saved: dict, config: dict) -> None:
         )
 
 
-def check_sampling(data, eval_train, sampling, availability) -> dict:
+def check_sampling(algorithm, data, eval_train, sampling, availability) -> dict:
+    """The sampling settings; ``sampling=None`` is the algorithm's ``requires_sampling`` (DP-FedAvg
+    declares ``"poisson"``, which its accountant assumes) or else ``"uniform"``."""
     if not eval_train and data.y_test is None:
         raise ValueError("eval_train=False needs a test set: give the FederatedDataset X_test.")
+    required = algorithm.requires_sampling
+    sampling = (required or "uniform") if sampling is None else sampling
     if sampling not in SCHEMES:
         raise ValueError(f"sampling must be one of {SCHEMES}, got {sampling!r}.")
+    name = type(algorithm).__name__
+    if required is not None and sampling != required:
+        raise ValueError(
+            f"{name} needs sampling={required!r} (its privacy analysis assumes it), got "
+            f"sampling={sampling!r}; pass sampling={required!r} or leave sampling out."
+        )
     availability = check_availability(availability, data.K)
+    if required is not None and availability is not None:
+        raise ValueError(
+            f"{name} runs without availability: its accountant assumes that every client takes "
+            f"part with probability q = fraction (sampling={required!r}), and availability "
+            "would make that availability[k] * q."
+        )
     return {
         "sampling": sampling,
         "availability": None if availability is None else availability.tolist(),
