@@ -25,6 +25,7 @@ from minifed.algorithms import (
     FedProx,
     FedSGD,
     FedYogi,
+    SecAggFedAvg,
 )
 from minifed.models import SoftmaxRegression
 from minifed.simulation import load_checkpoint, run
@@ -43,6 +44,11 @@ FACTORIES = {  # name -> algorithm on a model, with settings that exercise its s
     "fedadam": lambda model: FedAdam(model, **LOCAL, server_lr=0.1),
     "fedyogi": lambda model: FedYogi(model, **LOCAL, server_lr=0.1),
     "fedadmm": lambda model: FedADMM(model, **LOCAL, rho=1.0),
+    "secagg": lambda model: SecAggFedAvg(model, **LOCAL, dropout=0.3),
+    "dp_fedavg": lambda model: ALGORITHMS["dp_fedavg"](
+        model, **LOCAL, noise_multiplier=0.5, clip=0.5, adaptive=True, count_noise=1.0
+    ),  # Poisson sampling (its default), so some rounds may have no client
+    "ldp_fedavg": lambda model: ALGORITHMS["ldp_fedavg"](model, **LOCAL, noise_multiplier=0.5),
 }
 RUN = {"fraction": 0.3, "seed": 3, "eval_every": 2}
 

@@ -2,21 +2,37 @@
 
 from minifed.algorithms.admm import FedADMM
 from minifed.algorithms.base import Algorithm, aggregate, minibatches
+from minifed.algorithms.dp_fedavg import DPFedAvg, LocalDPFedAvg
 from minifed.algorithms.fedavg import FedAvg
 from minifed.algorithms.fedopt import FedAdagrad, FedAdam, FedAvgM, FedOpt, FedYogi
 from minifed.algorithms.fedprox import FedProx
 from minifed.algorithms.fedsgd import FedSGD
 from minifed.algorithms.scaffold import SCAFFOLD
+from minifed.algorithms.secagg_fedavg import SecAggFedAvg
 
 ALGORITHMS = {
     cls.name: cls
-    for cls in (FedSGD, FedAvg, FedProx, SCAFFOLD, FedAvgM, FedAdagrad, FedAdam, FedYogi, FedADMM)
+    for cls in (
+        FedSGD,
+        FedAvg,
+        FedProx,
+        SCAFFOLD,
+        FedAvgM,
+        FedAdagrad,
+        FedAdam,
+        FedYogi,
+        FedADMM,
+        SecAggFedAvg,
+        DPFedAvg,
+        LocalDPFedAvg,
+    )
 }
 
 __all__ = [
     "ALGORITHMS",
     "SCAFFOLD",
     "Algorithm",
+    "DPFedAvg",
     "FedADMM",
     "FedAdagrad",
     "FedAdam",
@@ -26,6 +42,8 @@ __all__ = [
     "FedProx",
     "FedSGD",
     "FedYogi",
+    "LocalDPFedAvg",
+    "SecAggFedAvg",
     "aggregate",
     "minibatches",
 ]

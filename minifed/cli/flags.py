@@ -31,6 +31,19 @@ SETTINGS = {  # an algorithm's constructor argument -> its flag's help
     "beta2": "FedAdam/FedYogi: second-moment decay",
     "tau": "FedAdagrad/FedAdam/FedYogi: adaptivity tau",
     "rho": "FedADMM: penalty rho of the augmented Lagrangian",
+    "threshold": "SecAggFedAvg: fraction of the sampled clients needed to unmask the sum",
+    "dropout": "SecAggFedAvg: probability that a client drops out after sharing its keys",
+    "bits": "SecAggFedAvg: masks and sums live in Z_R, R = 2^bits",
+    "frac_bits": "SecAggFedAvg: fractional bits f of the fixed-point encoding",
+    "clip_range": "SecAggFedAvg: each update coordinate is clipped to [-c, c] before encoding",
+    "dh_group": "SecAggFedAvg: Diffie-Hellman group, teaching (NOT secure) or modp2048",
+    "noise_multiplier": "DP-FedAvg, local DP: noise standard deviation z in units of the clip",
+    "clip": "DP-FedAvg, local DP: clip norm S of each client's update",
+    "delta": "DP-FedAvg, local DP: delta of the (epsilon, delta) recorded every round",
+    "adaptive": "DP-FedAvg: adapt the clip norm to a quantile of the update norms",
+    "target_quantile": "DP-FedAvg adaptive clipping: target quantile gamma of the norms",
+    "clip_lr": "DP-FedAvg adaptive clipping: geometric step eta_C of the clip norm",
+    "count_noise": "DP-FedAvg adaptive clipping: noise sigma_b on the count (default qK/20)",
 }
 
 
