@@ -51,7 +51,10 @@ ROOT, CACHE = execute.ROOT, execute.CACHE
 TUTORIALS = ROOT / "tutorials"
 SKIP_DIRS = {"__pycache__"}  # and hidden folders (.ipynb_checkpoints)
 REFERENCE_PAGES = ["notation.md", "glossary.md", "bibliography.md"]  # included when they exist
-API = ["models", "data", "dataset", "federations", "partition", "algorithms", "simulation", "plot"]
+API = [
+    "models", "data", "dataset", "federations", "partition", "algorithms", "simulation",
+    "metrics", "applications", "privacy", "plot",
+]  # fmt: skip
 # (page, title, the README section it shows, the full table appended to it)
 README_PAGES = [
     ("reproducing-fedavg.md", "Reproducing FedAvg", "Reproducing the FedAvg paper",
@@ -60,6 +63,8 @@ README_PAGES = [
      "fedprox_synthetic_table.md"),
     ("comparing-algorithms.md", "Algorithms on non-IID MNIST", "Comparing the algorithms",
      "compare_mnist_table.md"),
+    ("applications.md", "Applications", "Applications", "applications_table.md"),
+    ("privacy.md", "Privacy", "Privacy", "privacy_utility_table.md"),
     ("performance.md", "Performance", "Performance", None),
 ]  # fmt: skip
 

@@ -7,7 +7,10 @@
 - ``fedprox_synthetic.png`` and its table: the FedProx paper reproduction, from
   ``benchmarks/results/fedprox_synthetic/``;
 - ``compare_mnist.png`` and its table: six algorithms on pathological non-IID MNIST, from
-  ``benchmarks/results/compare_mnist/``.
+  ``benchmarks/results/compare_mnist/``;
+- ``applications_table.md``, ``applications_<case>.png`` and ``applications_summary.png``: the
+  four field cases, each silo alone, pooled and federated (``benchmarks/applications.py``
+  trains them: 6-8 minutes on two cores, data in ``$MINIFED_DATA``).
 """
 
 import subprocess
@@ -24,6 +27,9 @@ def main() -> int:
         steps.append(
             [sys.executable, str(ROOT / "benchmarks" / script), "table", "--out", str(HERE)]
         )
+    steps.append([sys.executable, str(ROOT / "benchmarks" / "applications.py"), "--out", str(HERE)])
+    for script in ("privacy_attacks.py", "privacy_utility.py"):
+        steps.append([sys.executable, str(ROOT / "benchmarks" / script)])
     for command in steps:
         print("$", " ".join(command), flush=True)
         subprocess.run(command, check=True, cwd=ROOT)

@@ -10,11 +10,17 @@ import numpy as np
 
 from minifed import data as D
 from minifed._checks import check_int, check_rng
+from minifed.applications import air_silos, credit_silos, engine_silos
 from minifed.dataset import FederatedDataset
 from minifed.models import CNN, MLP, LinearRegression, LogisticRegression, SoftmaxRegression
 from minifed.partition import parse_partition, partition
 
-DATASETS = ("synthetic", "blobs", "linreg", "mnist", "fashion-mnist", "optdigits", "heart-disease")
+SILO_DATASETS = ("beijing-air", "cmapss", "credit-default")  # natural silos, own test sets
+DATASETS = (
+    "synthetic", "blobs", "linreg", "mnist", "fashion-mnist", "optdigits", "heart-disease",
+    *SILO_DATASETS,
+)  # fmt: skip
+REGRESSION_DATASETS = ("linreg", "cmapss")  # real-valued targets
 MODELS = ("linreg", "logreg", "softmax", "2nn", "mlp:H1,H2,...", "cnn")
 
 
@@ -29,15 +35,34 @@ def load_federation(
 ) -> FederatedDataset:
     """Load ``dataset``, split its training set over ``K`` clients by ``partition_spec``.
 
-    ``synthetic`` is FedProx's Synthetic(1, 1) and ``heart-disease`` the four hospitals: both
-    have natural clients (``partition_spec="natural"``, ``K=None`` or their client count). The
-    other datasets come as a pool plus a test set and are split by the spec.
+    ``synthetic`` is FedProx's Synthetic(1, 1) and ``heart-disease`` the four hospitals (a
+    random 20 % of each hospital's rows form one pooled test set, features standardized with
+    the pooled training statistics): both have natural clients (``partition_spec="natural"``,
+    ``K=None`` or their client count). The silo data sets of :mod:`minifed.applications` give,
+    with ``"natural"``, one client per silo, each with its own test set
+    (:meth:`FederatedDataset.from_silos`, so a run reports ``client_test_*`` metrics):
+    ``beijing-air`` (12 stations, is the hour's PM2.5 above 75 ug/m^3, the last year is the test
+    set; :func:`~minifed.applications.air_silos`), ``cmapss`` (4 engine fleets, remaining useful
+    life, a regression; :func:`~minifed.applications.engine_silos`) and ``credit-default`` (4
+    education segments, default next month, 80/20 split drawn from ``rng``;
+    :func:`~minifed.applications.credit_silos`), each silo scaled with its own training
+    statistics. Another spec re-splits their pooled training rows (scaled with the pooled
+    statistics) and tests on the pooled test rows. The other datasets come as a pool plus a
+    test set and are split by the spec.
     """
     rng = check_rng("rng", rng)
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {', '.join(DATASETS)}; got {dataset!r}.")
     parse_partition(partition_spec)  # a clear error for a bad spec before any loading
-    X, y, X_test, y_test, groups = _load(dataset, K, rng, data_dir, download)
+    if dataset in SILO_DATASETS:
+        task = _silo_task(dataset, partition_spec, rng, data_dir, download)
+        if partition_spec == "natural":
+            name = f"{dataset} (natural, K={len(task.silos)})"
+            return FederatedDataset.from_silos(task.silos, name=name)
+        X, y, X_test, y_test = task.pooled()
+        groups = None
+    else:
+        X, y, X_test, y_test, groups = _load(dataset, K, rng, data_dir, download)
     if partition_spec == "natural" and groups is None:
         raise ValueError(f"dataset {dataset!r} has no natural clients; use iid, shards, ...")
     if groups is not None and partition_spec != "natural":
@@ -72,6 +97,18 @@ def _load(dataset, K, rng, data_dir, download):
         return X[:5000], y[:5000], X[5000:], y[5000:], None
     X, y, _ = D.linear_regression(5000, 10, noise=0.5, rng=rng)
     return X[:4000], y[:4000], X[4000:], y[4000:], None
+
+
+def _silo_task(dataset, partition_spec, rng, data_dir, download):
+    """The :class:`~minifed.applications.SiloTask` of a silo data set; features scaled per silo
+    for the natural split, with the pooled statistics for a re-split of the pool."""
+    files = {"data_dir": data_dir, "download": download}
+    scale = "silo" if partition_spec == "natural" else "pooled"
+    if dataset == "beijing-air":
+        return air_silos(standardize=scale, **files)
+    if dataset == "cmapss":
+        return engine_silos(standardize=scale, **files)
+    return credit_silos(rng=rng, standardize=scale, **files)
 
 
 def _hold_out(X, y, group, rng, test_fraction=0.2, standardize=False):

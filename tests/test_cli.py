@@ -150,6 +150,26 @@ def test_bad_settings_exit_2_with_one_line(argv, message, capsys):
     assert len(err.splitlines()) == 1 and message in err and "Traceback" not in err
 
 
+def test_help_lists_the_data_sets_with_natural_silos(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for name in ("heart-disease", "beijing-air", "cmapss", "credit-default"):
+        assert name in text.split("--dataset {", 1)[1].split("}", 1)[0]
+    assert "natural: the data's own clients" in text
+
+
+def test_per_client_summary_names_each_client():
+    from minifed.cli.outputs import per_client_summary
+
+    record = {"client_test_loss": [0.5, 0.25], "client_test_accuracy": [0.75, 1.0]}
+    lines = per_client_summary(record, ["north", "south"]).splitlines()
+    assert lines[1].split() == ["client", "test", "accuracy", "test", "loss"]
+    assert lines[2].split() == ["north", "0.7500", "0.5000"]
+    regression = per_client_summary({"client_test_loss": [2.0], "client_test_accuracy": None})
+    assert regression.splitlines()[-1].split() == ["client", "0", "2.0000"]
+
+
 def test_help_lists_each_algorithm_with_its_settings(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
@@ -269,6 +289,12 @@ def one_line_error(capsys, *words):
         (["--seed", "-1"], ["seed"]),
         (["--model", "linreg"], ["--model linreg", "class labels"]),
         (["--dataset", "linreg", "--model", "softmax"], ["real-valued targets", "linreg"]),
+        (["--dataset", "cmapss", "--model", "logreg"], ["real-valued targets", "linreg"]),
+        (["--dataset", "credit-default", "--model", "linreg"], ["class labels"]),
+        (
+            ["--dataset", "cmapss", "--model", "linreg", "--target-accuracy", "0.5"],
+            ["--target-accuracy", "regression"],
+        ),
     ],
 )
 def test_flags_are_checked_before_any_data_is_loaded(no_data, capsys, flags, words):

@@ -27,13 +27,27 @@ from minifed.cli.flags import (
     batch_size_flag,
     settings_help,
 )
-from minifed.cli.outputs import check_output, keep_history, save_figure, summary
+from minifed.cli.outputs import (
+    check_output,
+    keep_history,
+    per_client_summary,
+    save_figure,
+    summary,
+)
 from minifed.data import DatasetNotFoundError
-from minifed.federations import DATASETS, MODELS, load_federation, make_model
+from minifed.federations import (
+    DATASETS,
+    MODELS,
+    REGRESSION_DATASETS,
+    SILO_DATASETS,
+    load_federation,
+    make_model,
+)
 from minifed.seeding import DATA, derived_rng
 from minifed.simulation import ClientError, DivergenceError, WorkerError, clients_per_round, run
 
-REGRESSION = ("linreg",)  # data sets with real-valued targets, and the models that fit them
+REGRESSION_MODELS = ("linreg",)  # the models that fit real-valued targets
+NATURAL = ("synthetic", "heart-disease", *SILO_DATASETS)  # data sets with natural clients
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -64,7 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--algorithm", choices=sorted(ALGORITHMS), default="fedavg", help="what to run")
     r.add_argument("--dataset", choices=DATASETS, default="synthetic", help="the data")
     r.add_argument("--model", default="softmax", help=f"one of {', '.join(MODELS)}")
-    r.add_argument("--partition", default="iid", help="iid, shards[:S], dirichlet:ALPHA, ...")
+    r.add_argument("--partition", default="iid",
+                   help="iid, shards[:S], dirichlet:ALPHA, ..., or natural: the data's own "
+                        f"clients ({', '.join(NATURAL)}); natural silos of "
+                        f"{', '.join(SILO_DATASETS)} have their own test sets")  # fmt: skip
     r.add_argument("--clients", type=int, default=100, help="K (ignored by natural partitions)")
     r.add_argument("--fraction", type=float, default=0.1, help="C, clients per round over K")
     r.add_argument("--lr", type=float, default=0.1, help="eta")
@@ -143,12 +160,17 @@ def run_command(args) -> int:
             error.kept = keep_history(error.history, args)
         raise
     history.config["partition"] = args.partition
+    if data.client_names is not None:  # natural silos: whose client_test_* metrics are whose
+        history.config["client_names"] = data.client_names
     print(summary(history.rounds[-1]))
+    if history.rounds[-1].get("client_test_loss") is not None:
+        print(per_client_summary(history.rounds[-1], data.client_names))
     if args.out:
         print(f"history written to {history.save(args.out)}")
     if args.plot:
+        metric = "test_loss" if model.task == "regression" else "test_accuracy"  # no accuracy
         path = save_figure(
-            {algorithm.name: history}, args.plot, data.n_k, target=args.target_accuracy
+            {algorithm.name: history}, args.plot, data.n_k, metric, target=args.target_accuracy
         )
         print(f"figure written to {path}")
     return 0
@@ -162,11 +184,15 @@ def _check_run_flags(args) -> None:
     check_int("workers", args.workers, minimum=1)
     if args.target_accuracy is not None and not 0 < args.target_accuracy <= 1:
         raise UsageError(f"--target-accuracy must be in (0, 1], got {args.target_accuracy}.")
-    if (args.dataset in REGRESSION) != (args.model in REGRESSION):
-        kind = "real-valued targets" if args.dataset in REGRESSION else "class labels"
+    regression = args.dataset in REGRESSION_DATASETS
+    if regression and args.target_accuracy is not None:
+        raise UsageError(f"--target-accuracy does not apply to --dataset {args.dataset}, a "
+                         "regression without an accuracy.")  # fmt: skip
+    if regression != (args.model in REGRESSION_MODELS):
+        kind = "real-valued targets" if regression else "class labels"
         raise UsageError(
             f"--model {args.model} does not fit --dataset {args.dataset}, which has {kind}; "
-            f"use {'linreg' if args.dataset in REGRESSION else 'softmax, logreg, 2nn or cnn'}."
+            f"use {'linreg' if regression else 'softmax, logreg, 2nn or cnn'}."
         )
     for flag in ("out", "plot", "checkpoint"):
         check_output(f"--{flag}", getattr(args, flag))

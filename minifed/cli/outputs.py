@@ -33,6 +33,21 @@ def summary(record: dict) -> str:
     return f"round {record['round']}: " + ", ".join(parts)
 
 
+def per_client_summary(record: dict, names=None) -> str:
+    """The last round on each client's own test set (natural silos): one line per client with
+    its test accuracy (classification) and test loss, numbers rounded."""
+    losses = record["client_test_loss"]
+    accuracies = record.get("client_test_accuracy") or [None] * len(losses)
+    names = names or [f"client {k}" for k in range(len(losses))]
+    width = max(len(str(name)) for name in names)
+    head = "test accuracy  " if accuracies[0] is not None else ""
+    lines = [f"per client, on its own test set:\n  {'client':{width}}  {head}test loss"]
+    for name, acc, loss in zip(names, accuracies, losses, strict=True):
+        acc = "" if acc is None else f"{acc:>13.4f}  "
+        lines.append(f"  {name:{width}}  {acc}{loss:>9.4f}")
+    return "\n".join(lines)
+
+
 def check_output(flag: str, path) -> None:
     """Refuse, before any work, an output path that cannot be written."""
     if path is None:

@@ -9,6 +9,7 @@ from minifed.plot.clients import (
 )
 from minifed.plot.curves import LABELS, X_AXES, metric_curve, plot_metric
 from minifed.plot.diagram import plot_round_diagram
+from minifed.plot.silos import plot_silos
 from minifed.plot.style import STYLE, use_style
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "plot_label_heatmap",
     "plot_metric",
     "plot_round_diagram",
+    "plot_silos",
     "use_style",
 ]
