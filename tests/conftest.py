@@ -5,11 +5,15 @@ e.g. "mnist", "fashion-mnist", "heart-disease", "optdigits", "tinyshakespeare") 
 downloading. When the files are absent the test is SKIPPED with the reason, except when the
 environment variable ``CI`` is ``true``: then absence FAILS the test. Use it as a function
 (``from conftest import require_dataset``) or through the fixture of the same name.
+
+Downloads are tested offline: :class:`FakeOpener` serves bytes by URL, and the ``env`` fixture
+isolates the cache and the data-directory variables.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import sys
 from pathlib import Path
@@ -29,6 +33,28 @@ def require_dataset(name: str, files=None) -> dict:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"CI=true and real data set {name!r} is missing. {exc}", pytrace=False)
         pytest.skip(f"real data set {name!r} not found; set MINIFED_DATA (see minifed.data.locate)")
+
+
+class FakeOpener:
+    """``url -> file-like`` from a dict, counting calls; missing URLs raise like a 404."""
+
+    def __init__(self, pages):
+        self.pages, self.calls = pages, []
+
+    def __call__(self, url):
+        self.calls.append(url)
+        if url not in self.pages:
+            raise OSError(f"HTTP Error 404: Not Found ({url})")
+        return io.BytesIO(self.pages[url])
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """An isolated environment: cache in tmp_path, no MINIFED_DATA, downloads allowed."""
+    monkeypatch.setenv("MINIFED_CACHE", str(tmp_path / "cache"))
+    for name in ("MINIFED_DATA", "MINIFED_NO_DOWNLOAD"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
 
 
 @pytest.fixture(name="require_dataset")

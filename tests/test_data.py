@@ -11,12 +11,12 @@ import functools
 import gzip
 import hashlib
 import http.server
-import io
 import struct
 import threading
 
 import numpy as np
 import pytest
+from conftest import FakeOpener
 
 from minifed.data import (
     ChecksumError,
@@ -198,28 +198,6 @@ def fill(folder, content=CONTENT):
     for key, data in content.items():
         (folder / f"{key}.txt").write_bytes(data)
     return folder
-
-
-class FakeOpener:
-    """``url -> file-like`` from a dict, counting calls; missing URLs raise like a 404."""
-
-    def __init__(self, pages):
-        self.pages, self.calls = pages, []
-
-    def __call__(self, url):
-        self.calls.append(url)
-        if url not in self.pages:
-            raise OSError(f"HTTP Error 404: Not Found ({url})")
-        return io.BytesIO(self.pages[url])
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """An isolated environment: cache in tmp_path, no MINIFED_DATA, downloads allowed."""
-    monkeypatch.setenv("MINIFED_CACHE", str(tmp_path / "cache"))
-    for name in ("MINIFED_DATA", "MINIFED_NO_DOWNLOAD"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
 
 
 def test_lookup_order_data_dir_env_system_cache(env, monkeypatch):

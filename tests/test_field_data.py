@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import re
 
 import numpy as np
 import pytest
-from conftest import require_dataset
+from conftest import FakeOpener, require_dataset
 
 from minifed.applications import SiloTask, air_silos, credit_silos, engine_silos, heart_silos
 from minifed.applications import engines as E
@@ -41,28 +40,6 @@ from minifed.data.credit import read_credit_csv
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-class FakeOpener:
-    """``url -> file-like`` from a dict, recording calls; a missing URL raises like a 404."""
-
-    def __init__(self, pages):
-        self.pages, self.calls = pages, []
-
-    def __call__(self, url):
-        self.calls.append(url)
-        if url not in self.pages:
-            raise OSError(f"HTTP Error 404: Not Found ({url})")
-        return io.BytesIO(self.pages[url])
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """An isolated environment: cache in tmp_path, no MINIFED_DATA, downloads allowed."""
-    monkeypatch.setenv("MINIFED_CACHE", str(tmp_path / "cache"))
-    for name in ("MINIFED_DATA", "MINIFED_NO_DOWNLOAD"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
 
 
 # ---------------------------------------------------------------- .gz copies in fetch
