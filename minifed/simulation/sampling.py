@@ -43,8 +43,8 @@ def sample_clients(
     among the online ones only: fewer than ``m`` (even none) may take part; with ``"poisson"``
     client ``k`` then takes part with probability ``availability[k] * q``.
 
-    >>> [len(sample_clients(10, 0.5, seed=0, t=t, scheme="poisson")) for t in range(1, 6)]
-    [3, 7, 6, 7, 5]
+    >>> tuple(len(sample_clients(10, 0.5, seed=0, t=t, scheme="poisson")) for t in range(1, 6))
+    (3, 7, 6, 7, 5)
     """
     m = clients_per_round(K, C)
     if scheme not in SCHEMES:
